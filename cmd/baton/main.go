@@ -1,0 +1,110 @@
+// Command baton upgrades running Linux servers without dropping a request.
+//
+// It drives any master that speaks the nginx binary-upgrade signal protocol
+// (nginx, unicorn, gunicorn, baton's own) through a checked state machine, and
+// is itself such a master for programs that cannot upgrade themselves.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, shared by every command and documented in `baton --help`.
+const (
+	exitOK           = 0 // done
+	exitFailed       = 1 // failed; for upgrades: rolled back, the old generation serves
+	exitUsage        = 2 // bad usage or input; nothing was touched
+	exitBusy         = 3 // another upgrade holds the lock or is pending
+	exitInconsistent = 4 // failed and could not restore a clean state
+)
+
+// exitError carries the exit code a command wants; main prints the message
+// on one line and exits with the code.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// withCode wraps err so that main exits with code.
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// usageErrorf is a bad-input error: exit 2, nothing touched.
+func usageErrorf(format string, args ...any) error {
+	return withCode(exitUsage, fmt.Errorf(format, args...))
+}
+
+const exitCodesHelp = `EXIT CODES:
+   0  done
+   1  failed; an upgrade was rolled back and the old generation is serving
+   2  bad usage or input; nothing was signalled or changed
+   3  another upgrade holds the lock or is pending
+   4  failed and could not restore a clean state; "baton upgrade status" says what to do`
+
+func newApp() *cli.App {
+	return &cli.App{
+		Name:                 "baton",
+		Usage:                "upgrade running servers without dropping a request",
+		HideHelpCommand:      true,
+		EnableBashCompletion: true,
+		Description: `baton drives masters that speak the nginx binary-upgrade protocol
+(USR2, WINCH, QUIT, HUP) through a checked upgrade: nginx, unicorn, gunicorn
+and baton's own master, which runs any program that can take its listening
+sockets from its parent.
+
+EXAMPLES:
+   baton run --pidfile /run/app.pid --listen 127.0.0.1:8080 --workers 2 -- ./server
+   baton upgrade start --pidfile /run/nginx.pid --check http://127.0.0.1/health --commit
+   baton upgrade status --pidfile /run/app.pid --json
+
+` + exitCodesHelp,
+		Commands: commands(),
+		ExitErrHandler: func(*cli.Context, error) {
+			// main reports errors and chooses the exit code.
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			notFound = name
+		},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return withCode(exitUsage, err)
+		},
+	}
+}
+
+// notFound is the unknown command name CommandNotFound saw, if any.
+var notFound string
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// run executes the CLI and maps errors to exit codes.
+func run(args []string) int {
+	err := newApp().Run(args)
+	if err == nil && notFound != "" {
+		err = usageErrorf("unknown command %q; see 'baton --help'", notFound)
+	}
+	if err == nil {
+		return exitOK
+	}
+	code := exitFailed
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	} else if isUsageError(err) {
+		code = exitUsage
+	}
+	fmt.Fprintf(os.Stderr, "baton: %v\n", err)
+	return code
+}
