@@ -12,6 +12,7 @@ func commands() []*cli.Command {
 		runCommand(),
 		upgradeCommand(),
 		demoCommand(),
+		demoAppCommand(),
 		versionCommand(),
 	}
 }
