@@ -14,7 +14,10 @@ import (
 
 // File is a pid file written and locked by this process. Its methods are
 // safe for concurrent use. The lock is held until [File.Close] or the
-// process's exit, whichever comes first; [File.Remove] does not release it.
+// process's exit, whichever comes first, even if the File itself is no
+// longer referenced; [File.Remove] does not release it. The descriptor is
+// close-on-exec: children, workers and a re-executed successor do not
+// inherit the lock.
 type File struct {
 	mu   sync.Mutex
 	path string   // where the file is now
@@ -91,8 +94,14 @@ func Create(path string, pid int, opts Options) (*File, error) {
 		return nil, err
 	}
 	ok = true
+	held.Store(tmp, struct{}{})
 	return &File{path: path, orig: path, pid: pid, key: key, lock: tmp}, nil
 }
+
+// held keeps the lock descriptor of every open File reachable: an *os.File
+// closes its descriptor when garbage collected, which would silently drop
+// the lock of a master that kept no reference to its File.
+var held sync.Map
 
 // Path is where the file is now (it moves with RenameOldbin and Restore).
 func (f *File) Path() string {
@@ -180,6 +189,7 @@ func (f *File) Close() error {
 	// the flock (flock(2)); the name is a random temporary one by now, so
 	// errors name the pid file instead.
 	err := f.lock.Close()
+	held.Delete(f.lock)
 	f.lock = nil
 	if err != nil {
 		return ioError(f.path, err)
