@@ -1,0 +1,57 @@
+//go:build linux
+
+package procs
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+)
+
+func children(pid int) ([]Stat, error) {
+	if _, err := readLiveStat(pid); err != nil {
+		return nil, err
+	}
+	// /proc/PID/task/TID/children would be cheaper but lists only children
+	// of that one thread and needs CONFIG_PROC_CHILDREN; scan every process.
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("procs: children of %d: %w", pid, err)
+	}
+	var out []Stat
+	for _, e := range entries {
+		n, ok := parseDecimal(e.Name())
+		if !ok || n <= 0 {
+			continue // not a process: "self", "net", "sys", ...
+		}
+		st, err := readStat(n)
+		if errors.Is(err, ErrGone) {
+			continue // exited since the directory was read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("procs: children of %d: %w", pid, err)
+		}
+		if st.PPID != pid || st.Zombie() {
+			continue
+		}
+		full, err := Info(n)
+		if errors.Is(err, ErrGone) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("procs: children of %d: %w", pid, err)
+		}
+		// Between the two reads the child may have exited and its pid been
+		// reused by an unrelated process: keep it only if it is the same one.
+		if full.Start != st.Start || full.PPID != pid || full.Zombie() {
+			continue
+		}
+		out = append(out, full)
+	}
+	slices.SortFunc(out, func(a, b Stat) int {
+		return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.PID, b.PID))
+	})
+	return out, nil
+}

@@ -1,0 +1,262 @@
+//go:build linux
+
+package procs
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// procDir is an open /proc/PID directory. Files opened relative to it belong
+// to the process it was opened for: once that process is reaped they fail
+// with ENOENT or ESRCH even if the pid is reused (proc(5)), so the fields of
+// one Info never mix two processes.
+type procDir struct {
+	pid  int
+	fd   int
+	name string // "/proc/PID" or a directory below it, for errors
+}
+
+func openProcDir(pid int) (procDir, error) {
+	if pid <= 0 {
+		return procDir{}, fmt.Errorf("procs: invalid pid %d", pid)
+	}
+	name := "/proc/" + strconv.Itoa(pid)
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if isGoneErrno(err) {
+			return procDir{}, &goneError{pid: pid}
+		}
+		return procDir{}, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	return procDir{pid: pid, fd: fd, name: name}, nil
+}
+
+func (d procDir) close() { unix.Close(d.fd) }
+
+func (d procDir) path(name string) string { return d.name + "/" + name }
+
+// sub opens the directory name below d.
+func (d procDir) sub(name string) (procDir, error) {
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return procDir{}, d.pathError("open", name, err)
+	}
+	return procDir{pid: d.pid, fd: fd, name: d.path(name)}, nil
+}
+
+// names lists the directory.
+func (d procDir) names() ([]string, error) {
+	// Read a duplicate: closing the *os.File closes its descriptor.
+	fd, err := unix.FcntlInt(uintptr(d.fd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("procs: dup %s: %w", d.name, err)
+	}
+	f := os.NewFile(uintptr(fd), d.name)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, d.pathError("readdir", ".", unwrapPathError(err))
+	}
+	return names, nil
+}
+
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// pathError maps errno to a goneError when the process went away.
+func (d procDir) pathError(op, name string, err error) error {
+	if isGoneErrno(err) {
+		return &goneError{pid: d.pid}
+	}
+	return &fs.PathError{Op: op, Path: d.path(name), Err: err}
+}
+
+func (d procDir) read(name string) ([]byte, error) {
+	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, d.pathError("open", name, err)
+	}
+	f := os.NewFile(uintptr(fd), d.path(name))
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, d.pathError("read", name, unwrapPathError(err))
+	}
+	return b, nil
+}
+
+func (d procDir) readlink(name string) (string, error) {
+	buf := make([]byte, 256)
+	for {
+		n, err := unix.Readlinkat(d.fd, name, buf)
+		if err != nil {
+			return "", d.pathError("readlink", name, err)
+		}
+		if n < len(buf) {
+			return string(buf[:n]), nil
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// stat reads and parses the stat file of the directory's process.
+func (d procDir) stat() (Stat, error) {
+	b, err := d.read("stat")
+	if err != nil {
+		return Stat{}, err
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return Stat{}, fmt.Errorf("procs: pid %d: %w", d.pid, err)
+	}
+	return st, nil
+}
+
+// readStat reads /proc/PID/stat. A missing process is a goneError; a zombie
+// is returned as it is (State 'Z').
+func readStat(pid int) (Stat, error) {
+	if pid <= 0 {
+		return Stat{}, fmt.Errorf("procs: invalid pid %d", pid)
+	}
+	name := "/proc/" + strconv.Itoa(pid) + "/stat"
+	b, err := os.ReadFile(name)
+	if err != nil {
+		if isGoneErrno(err) {
+			return Stat{}, &goneError{pid: pid}
+		}
+		return Stat{}, err
+	}
+	st, err := ParseStat(b)
+	if err != nil {
+		return Stat{}, fmt.Errorf("procs: pid %d: %w", pid, err)
+	}
+	return st, nil
+}
+
+// readLiveStat is readStat with a zombie reported as gone.
+func readLiveStat(pid int) (Stat, error) {
+	st, err := readStat(pid)
+	if err != nil {
+		return Stat{}, err
+	}
+	if st.Zombie() {
+		return Stat{}, &goneError{pid: pid, zombie: true}
+	}
+	return st, nil
+}
+
+// bootTime returns the wall-clock instant the system booted, as
+// CLOCK_REALTIME minus CLOCK_BOOTTIME now. /proc/PID/stat starttime counts
+// from boot including time spent suspended (task->start_boottime), which is
+// CLOCK_BOOTTIME; /proc/stat btime is rounded to a second and would be up
+// to a second off. It is computed on every call because the wall clock can be
+// stepped (NTP, settimeofday).
+func bootTime() (time.Time, error) {
+	var rt, bt unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt); err != nil {
+		return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_REALTIME): %w", err)
+	}
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt); err != nil {
+		return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_BOOTTIME): %w", err)
+	}
+	return time.Unix(rt.Unix()).Add(-time.Duration(bt.Nano())), nil
+}
+
+func info(pid int) (Stat, error) {
+	d, err := openProcDir(pid)
+	if err != nil {
+		return Stat{}, err
+	}
+	defer d.close()
+	st, err := d.stat()
+	if err != nil {
+		return Stat{}, err
+	}
+	boot, err := bootTime()
+	if err != nil {
+		return Stat{}, err
+	}
+	st.StartTime = ticksToWall(boot, st.Start)
+
+	status, err := d.read("status")
+	if err != nil {
+		return Stat{}, err
+	}
+	uid, err := parseStatusUID(status)
+	if err != nil {
+		return Stat{}, fmt.Errorf("procs: pid %d: %w", pid, err)
+	}
+	st.UID = uid
+
+	// exe and cwd are unreadable for zombies and kernel threads (ENOENT) and
+	// for other users' processes without CAP_SYS_PTRACE (EACCES): leave them
+	// empty, as documented on Stat. A process that went away is caught by
+	// the cmdline read below, which fails then instead of reading empty.
+	if target, err := d.readlink("exe"); err == nil {
+		st.Exe, st.ExeDeleted = cutDeleted(target)
+	} else if !linkUnreadable(err) {
+		return Stat{}, err
+	}
+	if target, err := d.readlink("cwd"); err == nil {
+		st.Cwd, st.CwdDeleted = cutDeleted(target)
+	} else if !linkUnreadable(err) {
+		return Stat{}, err
+	}
+	cmdline, err := d.read("cmdline")
+	if err != nil {
+		return Stat{}, err
+	}
+	st.Cmdline = splitCmdline(cmdline)
+	return st, nil
+}
+
+func linkUnreadable(err error) bool {
+	return errors.Is(err, ErrGone) || errors.Is(err, fs.ErrPermission)
+}
+
+// parseStatusUID returns the real uid from the "Uid:" line of
+// /proc/PID/status ("Uid:\treal\teffective\tsaved\tfs").
+func parseStatusUID(status []byte) (int, error) {
+	for line := range bytes.Lines(status) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		uid, ok := parseDecimalU64(string(f[0]))
+		if !ok || uid > 1<<32-1 {
+			break
+		}
+		return int(uid), nil
+	}
+	return 0, fmt.Errorf("procs: parse status: %w: no Uid line", errMalformed)
+}
+
+func startTime(pid int) (time.Time, error) {
+	st, err := readLiveStat(pid)
+	if err != nil {
+		return time.Time{}, err
+	}
+	boot, err := bootTime()
+	if err != nil {
+		return time.Time{}, err
+	}
+	return ticksToWall(boot, st.Start), nil
+}

@@ -1,0 +1,33 @@
+//go:build !linux
+
+package procs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// Everything here reads /proc or uses Linux system calls; other systems get
+// errors wrapping errors.ErrUnsupported so that the packages above still
+// build there.
+
+func errUnsupported(what string) error {
+	return fmt.Errorf("procs: %s: %w", what, errors.ErrUnsupported)
+}
+
+func info(int) (Stat, error)                  { return Stat{}, errUnsupported("info") }
+func startTime(int) (time.Time, error)        { return time.Time{}, errUnsupported("start time") }
+func children(int) ([]Stat, error)            { return nil, errUnsupported("children") }
+func listeners(int) ([]Listener, error)       { return nil, errUnsupported("listeners") }
+func open(int) (*Process, error)              { return nil, errUnsupported("open") }
+func openIdentity(Identity) (*Process, error) { return nil, errUnsupported("open") }
+
+func (p *Process) closeFD() error { return nil }
+func (p *Process) signal(sig syscall.Signal) error {
+	return &SignalError{PID: p.id.PID, Signal: sig, Err: errUnsupported("signal")}
+}
+func (p *Process) alive() bool                { return false }
+func (p *Process) wait(context.Context) error { return errUnsupported("wait") }
