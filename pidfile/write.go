@@ -309,6 +309,13 @@ func install(src, dst string, vet func(string, *os.File) error) error {
 		case err != nil:
 			return ioError(dst, err)
 		}
+		if fi, err := cur.Stat(); err != nil || !fi.Mode().IsRegular() {
+			cur.Close()
+			if err != nil {
+				return ioError(dst, err)
+			}
+			return &Error{Path: dst, Err: fmt.Errorf("%w: not a regular file (%s)", ErrMalformed, fi.Mode().Type())}
+		}
 		err = tryLock(cur)
 		if errors.Is(err, errWouldBlock) {
 			err = running(dst, cur)
