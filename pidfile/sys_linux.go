@@ -67,13 +67,6 @@ func keyOf(fi fs.FileInfo) (fileKey, uint32) {
 // when newname exists: the atomic "create if absent" that rename(2) lacks.
 func link(oldname, newname string) error { return os.Link(oldname, newname) }
 
-// alive reports whether a process with this pid exists, by kill(pid, 0).
-// EPERM means it exists but belongs to someone else.
-func alive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
-}
-
 // procStart is the Probe used when none is given: the start time of pid
 // from /proc/PID/stat (field 22, in USER_HZ ticks since boot, always 100
 // per second on Linux) and the boot time from /proc/stat. A zombie counts

@@ -31,8 +31,6 @@ func keyOf(fs.FileInfo) (fileKey, uint32) { return fileKey{}, 0 }
 
 func link(string, string) error { return fmt.Errorf("pidfile: link: %w", errors.ErrUnsupported) }
 
-func alive(int) bool { return true }
-
 func procStart(int) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("pidfile: process start time: %w", errors.ErrUnsupported)
 }
