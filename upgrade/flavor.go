@@ -1,0 +1,226 @@
+package upgrade
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// Flavor is one dialect of the binary-upgrade protocol. Flavors are data:
+// adding a dialect is adding a row to Flavors, and no signal appears
+// anywhere else in this package.
+type Flavor struct {
+	Name string
+	// Match reports whether a master's command line is this flavor's.
+	Match func(cmdline []string) bool
+
+	// Aside is the suffix of the second pid file during an upgrade.
+	// AsideHoldsNew says who writes it: false (nginx, unicorn, baton) the
+	// old master renames <path> to <path>+Aside before it execs the new
+	// one, which writes <path>; true (gunicorn) the old master keeps <path>
+	// and the new one writes <path>+Aside, renaming it to <path> once the
+	// old master has exited (PromotesPidfile).
+	Aside           string
+	AsideHoldsNew   bool
+	PromotesPidfile bool
+
+	Upgrade syscall.Signal // start a new master beside the old one
+	// Drain stops the old master's workers while it keeps its listeners.
+	Drain syscall.Signal
+	// DrainStep, when set, removes one worker; it is sent once per worker
+	// after Drain, for masters that ignore Drain when not daemonized
+	// (unicorn when stdin is a tty, gunicorn without --daemon). It never
+	// goes below DrainFloor workers.
+	DrainStep  syscall.Signal
+	DrainFloor int
+	// DrainIgnored, when set, explains why the master will ignore Drain and
+	// has no DrainStep to fall back on; "" when Drain will work.
+	DrainIgnored func(m MasterFacts) string
+	// Respawn brings an old master's workers back (rollback). With
+	// RespawnAdds it adds one worker and is sent once per missing worker.
+	Respawn     syscall.Signal
+	RespawnAdds bool
+	Stop        syscall.Signal // graceful stop
+	Terminate   syscall.Signal // fast stop, the step before SIGKILL
+
+	// RestoresPidfile: the old master renames <path>.oldbin back to <path>
+	// itself when the new master dies (nginx, unicorn).
+	RestoresPidfile bool
+	// RespawnsWorkers: the old master starts workers again by itself when
+	// the new master dies (nginx).
+	RespawnsWorkers bool
+	// StatusFile: the master publishes a MasterStatus at StatusPath.
+	StatusFile bool
+	// ExecPath, when set, is the program the master will exec on Upgrade,
+	// as it names it (a relative path is taken from its working
+	// directory); nil means the binary /proc/PID/exe points to.
+	ExecPath func(cmdline []string) string
+}
+
+// MasterFacts is what DrainIgnored needs to know about an old master.
+type MasterFacts struct {
+	PID       int
+	Session   int      // session id, /proc/PID/stat field 6
+	Environ   []string // nil when unreadable
+	StdinTTY  bool
+	Inherited bool // started by an upgrade (nginx: NGINX in its environment)
+}
+
+// ForceKill is the last step of stopping a master that ignores Stop and
+// Terminate. It is the one signal shared by every flavor.
+const ForceKill = syscall.SIGKILL
+
+func cmdlineHas(cmdline []string, subs ...string) bool {
+	joined := strings.Join(cmdline, " ")
+	for _, s := range subs {
+		if !strings.Contains(joined, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Flavors is the table of dialects, tried in order by Detect.
+var Flavors = []Flavor{
+	{
+		// baton's own master (upgrade/master): nginx's protocol plus a
+		// status file, TTIN/TTOU and a drain that works undaemonized.
+		Name:       "baton",
+		Match:      func(c []string) bool { return len(c) > 1 && cmdlineHas(c, "baton") && slices.Contains(c, "run") },
+		Aside:      ".oldbin",
+		Upgrade:    syscall.SIGUSR2,
+		Drain:      syscall.SIGWINCH,
+		DrainStep:  syscall.SIGTTOU,
+		Respawn:    syscall.SIGHUP,
+		Stop:       syscall.SIGQUIT,
+		Terminate:  syscall.SIGTERM,
+		StatusFile: true,
+	},
+	{
+		// nginx 1.22, src/os/unix/ngx_process.c: WINCH is only honoured when
+		// ngx_daemonized, which is set by "daemon on" or for a master
+		// started by an upgrade. USR2 is ignored while the master's parent
+		// is still the process that started it ("daemon off" under a
+		// supervisor) and while a new binary runs. The old master renames
+		// .oldbin back and starts workers when the new master dies.
+		Name:            "nginx",
+		Match:           func(c []string) bool { return cmdlineHas(c, "nginx: master process") },
+		Aside:           ".oldbin",
+		Upgrade:         syscall.SIGUSR2,
+		Drain:           syscall.SIGWINCH,
+		Respawn:         syscall.SIGHUP,
+		Stop:            syscall.SIGQUIT,
+		Terminate:       syscall.SIGTERM,
+		RestoresPidfile: true,
+		RespawnsWorkers: true,
+		// nginx execs its own argv[0] (ngx_exec_new_binary), which the title
+		// keeps after "master process": a bare "nginx" cannot be re-executed.
+		ExecPath: func(c []string) string {
+			f := strings.Fields(strings.Join(c, " "))
+			if len(f) > 3 && f[1] == "master" && f[2] == "process" {
+				return f[3]
+			}
+			return ""
+		},
+		DrainIgnored: func(m MasterFacts) string {
+			if m.Inherited || (m.Session != 0 && m.Session == m.PID) {
+				return ""
+			}
+			return "nginx ignores WINCH when not daemonized (\"daemon off\" and not started by an upgrade): its workers keep serving beside the new ones until commit"
+		},
+	},
+	{
+		// unicorn 6.0, lib/unicorn/http_server.rb: WINCH is ignored when
+		// stdin is a tty, TTOU goes down to zero workers; the old master
+		// renames .oldbin back when the new master exits (reap_all_workers)
+		// but does not respawn workers. HUP would reload worker_processes
+		// from the config file, or re-exec when there is none (which fails
+		// while the new master lives, leaving zero workers), so rollback
+		// sends TTIN once per missing worker instead.
+		Name: "unicorn",
+		Match: func(c []string) bool {
+			return cmdlineHas(c, "unicorn", "master") || cmdlineHas(c, "rainbows", "master")
+		},
+		Aside:           ".oldbin",
+		Upgrade:         syscall.SIGUSR2,
+		Drain:           syscall.SIGWINCH,
+		DrainStep:       syscall.SIGTTOU,
+		Respawn:         syscall.SIGTTIN,
+		RespawnAdds:     true,
+		Stop:            syscall.SIGQUIT,
+		Terminate:       syscall.SIGTERM,
+		RestoresPidfile: true,
+	},
+	{
+		// gunicorn 20.1, gunicorn/arbiter.py: the new master writes
+		// <pidfile>.2 and renames it to <pidfile> once its parent (the old
+		// master) is gone (maybe_promote_master, polled every second);
+		// WINCH is ignored without --daemon and TTOU stops at one worker;
+		// QUIT is a fast stop, TERM the graceful one; HUP would replace every
+		// worker, so rollback adds the missing ones with TTIN.
+		Name:            "gunicorn",
+		Match:           func(c []string) bool { return cmdlineHas(c, "gunicorn") },
+		Aside:           ".2",
+		AsideHoldsNew:   true,
+		PromotesPidfile: true,
+		Upgrade:         syscall.SIGUSR2,
+		Drain:           syscall.SIGWINCH,
+		DrainStep:       syscall.SIGTTOU,
+		DrainFloor:      1,
+		Respawn:         syscall.SIGTTIN,
+		RespawnAdds:     true,
+		Stop:            syscall.SIGTERM,
+		Terminate:       syscall.SIGINT,
+		RestoresPidfile: true, // it never moves the old master's file
+	},
+}
+
+// FlavorNames lists the flavors by name, for help texts.
+func FlavorNames() []string {
+	names := make([]string, len(Flavors))
+	for i, f := range Flavors {
+		names[i] = f.Name
+	}
+	return names
+}
+
+// LookupFlavor returns the flavor named name.
+func LookupFlavor(name string) (Flavor, error) {
+	for _, f := range Flavors {
+		if f.Name == name {
+			return f, nil
+		}
+	}
+	return Flavor{}, fmt.Errorf("%w: unknown flavor %q (want auto or one of %s)", ErrBadInput, name, strings.Join(FlavorNames(), ", "))
+}
+
+// Detect returns the first flavor whose Match accepts cmdline. baton comes
+// first in the table: "baton run -- gunicorn ..." is a baton master.
+func Detect(cmdline []string) (Flavor, bool) {
+	for _, f := range Flavors {
+		if f.Match(cmdline) {
+			return f, true
+		}
+	}
+	return Flavor{}, false
+}
+
+// AsidePath is the second pid file of an upgrade for pidfile.
+func (f Flavor) AsidePath(pidfile string) string { return pidfile + f.Aside }
+
+// OldPath is where the old master's pid is during an upgrade.
+func (f Flavor) OldPath(pidfile string) string {
+	if f.AsideHoldsNew {
+		return pidfile
+	}
+	return f.AsidePath(pidfile)
+}
+
+// NewPath is where the new master writes its pid during an upgrade.
+func (f Flavor) NewPath(pidfile string) string {
+	if f.AsideHoldsNew {
+		return f.AsidePath(pidfile)
+	}
+	return pidfile
+}

@@ -1,0 +1,92 @@
+package upgrade
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// JournalPath is where the journal of the master with pid file pidfile
+// lives.
+func JournalPath(pidfile string) string { return pidfile + ".upgrade.json" }
+
+// Journal records what baton did to one pid file's masters and when: the
+// current state, both masters' identities and every transition. It explains
+// and lets a later invocation resume; Classify decides what is true.
+type Journal struct {
+	State       State          `json:"state"`
+	Flavor      string         `json:"flavor"`
+	Pidfile     string         `json:"pidfile"`
+	Old         procs.Identity `json:"old"`
+	New         procs.Identity `json:"new"`
+	OldWorkers  int            `json:"old_workers"` // the old master's workers before the drain
+	Workers     int            `json:"workers"`     // the new master's workers wanted
+	Started     time.Time      `json:"started"`
+	Updated     time.Time      `json:"updated"`
+	Transitions []Transition   `json:"transitions"`
+}
+
+// Transition is one recorded step.
+type Transition struct {
+	At    time.Time `json:"at"`
+	From  State     `json:"from"`
+	Event Event     `json:"event"`
+	To    State     `json:"to"`
+	By    int       `json:"by"` // pid of the orchestrator
+	Note  string    `json:"note,omitempty"`
+}
+
+// Summary is the part of the journal Classify needs.
+func (j *Journal) Summary() *JournalSummary {
+	if j == nil {
+		return nil
+	}
+	return &JournalSummary{State: j.State, Old: j.Old, New: j.New}
+}
+
+// ReadJournal reads the journal at path. A missing journal is (nil, nil).
+func ReadJournal(path string) (*Journal, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: read journal: %w", err)
+	}
+	var j Journal
+	if err := json.Unmarshal(data, &j); err != nil {
+		return nil, fmt.Errorf("upgrade: journal %s: %w", path, err)
+	}
+	return &j, nil
+}
+
+// WriteJournal writes j to path atomically.
+func WriteJournal(path string, j *Journal) error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("upgrade: encode journal: %w", err)
+	}
+	return writeAtomic(path, append(data, '\n'))
+}
+
+// record applies ev to the journal's state through the transition table and
+// appends the transition. EvReconcile sets the state to what was observed.
+func (j *Journal) record(now time.Time, by int, ev Event, observed State, note string) error {
+	from := j.State
+	to := observed
+	if ev != EvReconcile {
+		var err error
+		if to, err = Next(from, ev); err != nil {
+			return err
+		}
+	}
+	j.State = to
+	j.Updated = now
+	j.Transitions = append(j.Transitions, Transition{At: now, From: from, Event: ev, To: to, By: by, Note: note})
+	return nil
+}

@@ -1,0 +1,333 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// Options configures a Machine. Zero durations take the documented defaults.
+type Options struct {
+	// Pidfile is the master's pid file. Required.
+	Pidfile string
+	// Flavor is "", "auto" (detect from the master's command line) or the
+	// name of a row of Flavors.
+	Flavor string
+	// Checks must pass before the upgrade, for the new generation and after
+	// commit or rollback.
+	Checks []Check
+	// Preflight is a shell command that must exit 0 before anything is
+	// signalled (e.g. "nginx -t"). Empty means none.
+	Preflight string
+	// Workers is how many workers the new master must have; 0 means as many
+	// as the old master had.
+	Workers int
+	// SpawnTimeout bounds the new master's start (default 30s), also the
+	// return of the old master's workers on rollback.
+	SpawnTimeout time.Duration
+	// DrainTimeout bounds the exit of the old workers (default 30s).
+	DrainTimeout time.Duration
+	// VerifyFor is how long the checks must keep passing against the new
+	// generation alone (default 2s; negative means no verify period).
+	VerifyFor time.Duration
+	// StopTimeout is the grace period of each step of stopping a master:
+	// graceful signal, then fast stop, then SIGKILL (default 10s).
+	StopTimeout time.Duration
+	// Commit makes Start go on to commit after verify.
+	Commit bool
+	// NoAutoRollback leaves both masters as they are when a check fails
+	// after the spawn, instead of rolling back.
+	NoAutoRollback bool
+	// Progress, when set, receives one Step per step, as it happens, from
+	// the calling goroutine.
+	Progress func(Step)
+	// Sys replaces the real system (tests). Nil fields are real.
+	Sys System
+}
+
+// Step is one line of progress.
+type Step struct {
+	Name    string        `json:"step"`
+	Msg     string        `json:"message"`
+	Elapsed time.Duration `json:"elapsed_ns"`
+}
+
+func (s Step) String() string {
+	return fmt.Sprintf("[%6.2fs] %s: %s", s.Elapsed.Seconds(), s.Name, s.Msg)
+}
+
+// Health is the result of one check.
+type Health struct {
+	Check string `json:"check"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Report is the outcome of a command, for people and for --json.
+type Report struct {
+	Command     string        `json:"command"`
+	Pidfile     string        `json:"pidfile"`
+	Flavor      string        `json:"flavor,omitempty"`
+	State       State         `json:"state"`
+	Old         *MasterObs    `json:"old,omitempty"`
+	New         *MasterObs    `json:"new,omitempty"`
+	Files       []PidObs      `json:"pidfiles"`
+	Journal     *Journal      `json:"journal,omitempty"`
+	LockHolder  int           `json:"lock_holder,omitempty"`
+	Health      []Health      `json:"health,omitempty"`
+	Steps       []Step        `json:"steps"`
+	Findings    []string      `json:"findings,omitempty"`
+	Warnings    []string      `json:"warnings,omitempty"`
+	Advice      string        `json:"advice,omitempty"`
+	Error       string        `json:"error,omitempty"`
+	ElapsedNano time.Duration `json:"elapsed_ns"`
+}
+
+// Machine runs one command against one pid file. It is not safe for
+// concurrent use; make one per command.
+type Machine struct {
+	opts   Options
+	sys    System
+	flavor Flavor
+	j      *Journal
+	lock   *Lock
+	t0     time.Time
+	rep    *Report
+	wake   <-chan struct{}
+}
+
+// New validates opts. Errors wrap ErrBadInput.
+func New(opts Options) (*Machine, error) {
+	if opts.Pidfile == "" {
+		return nil, fmt.Errorf("%w: no pid file given", ErrBadInput)
+	}
+	abs, err := filepath.Abs(opts.Pidfile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pid file: %w", ErrBadInput, err)
+	}
+	opts.Pidfile = abs
+	if opts.Flavor != "" && opts.Flavor != "auto" {
+		if _, err := LookupFlavor(opts.Flavor); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Workers < 0 {
+		return nil, fmt.Errorf("%w: --workers %d is negative", ErrBadInput, opts.Workers)
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.SpawnTimeout, 30*time.Second)
+	def(&opts.DrainTimeout, 30*time.Second)
+	def(&opts.VerifyFor, 2*time.Second)
+	def(&opts.StopTimeout, 10*time.Second)
+	for _, d := range []time.Duration{opts.SpawnTimeout, opts.DrainTimeout, opts.StopTimeout} {
+		if d < 0 {
+			return nil, fmt.Errorf("%w: negative timeout %v", ErrBadInput, d)
+		}
+	}
+	m := &Machine{opts: opts, sys: opts.Sys}
+	m.sys.fill()
+	return m, nil
+}
+
+func (m *Machine) step(name, format string, args ...any) {
+	s := Step{Name: name, Msg: fmt.Sprintf(format, args...), Elapsed: m.sys.Now().Sub(m.t0)}
+	m.rep.Steps = append(m.rep.Steps, s)
+	if m.opts.Progress != nil {
+		m.opts.Progress(s)
+	}
+}
+
+func (m *Machine) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	m.rep.Warnings = append(m.rep.Warnings, msg)
+	m.step("warning", "%s", msg)
+}
+
+// begin starts a command: report, journal, flavor, optionally the lock.
+func (m *Machine) begin(command string, lock bool) error {
+	m.t0 = m.sys.Now()
+	m.rep = &Report{Command: command, Pidfile: m.opts.Pidfile, Steps: []Step{}}
+	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
+		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
+	}
+	if lock {
+		l, err := AcquireLock(LockPath(m.opts.Pidfile))
+		if err != nil {
+			return err
+		}
+		m.lock = l
+	} else if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); pid != 0 {
+		m.rep.LockHolder = pid
+	}
+	j, err := ReadJournal(JournalPath(m.opts.Pidfile))
+	if err != nil {
+		m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("journal unreadable, ignored: %v", err))
+	}
+	m.j = j
+	if err := m.detect(); err != nil {
+		return err
+	}
+	m.rep.Flavor = m.flavor.Name
+	return nil
+}
+
+// end fills the report with the final observation and releases the lock.
+func (m *Machine) end(err error) (*Report, error) {
+	if m.flavor.Name != "" {
+		o := m.observe()
+		v := Classify(o)
+		m.rep.State = v.State
+		m.rep.Old, m.rep.New = v.Old, v.New
+		m.rep.Files = []PidObs{o.Main, o.Aside}
+		for _, f := range v.Findings {
+			if !slices.Contains(m.rep.Findings, f) {
+				m.rep.Findings = append(m.rep.Findings, f)
+			}
+		}
+		if m.rep.Advice == "" {
+			m.rep.Advice = v.Advice
+		}
+	}
+	m.rep.Journal = m.j
+	m.rep.ElapsedNano = m.sys.Now().Sub(m.t0)
+	if err != nil {
+		m.rep.Error = err.Error()
+		if m.rep.Advice == "" && errors.Is(err, ErrInconsistent) {
+			m.rep.Advice = "run 'baton upgrade status --pidfile " + m.opts.Pidfile + "' and then 'baton upgrade rollback' or 'baton upgrade commit'"
+		}
+	}
+	if m.lock != nil {
+		_ = m.lock.Release()
+		m.lock = nil
+	}
+	return m.rep, err
+}
+
+// record moves the journal and writes it.
+func (m *Machine) record(ev Event, observed State, note string) error {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now()}
+	}
+	if err := m.j.record(m.sys.Now(), os.Getpid(), ev, observed, note); err != nil {
+		return err
+	}
+	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+		return fmt.Errorf("upgrade: journal: %w", err)
+	}
+	return nil
+}
+
+// mustRecord records a transition the procedure has already made happen; a
+// journal write failing then is a warning, not a reason to stop half-way.
+func (m *Machine) mustRecord(ev Event, note string) {
+	if err := m.record(ev, 0, note); err != nil {
+		m.warn("%v", err)
+	}
+}
+
+// settle observes, classifies and reconciles the journal with what is seen.
+func (m *Machine) settle() (Observation, Verdict) {
+	o := m.observe()
+	v := Classify(o)
+	m.rep.Findings = append(m.rep.Findings, v.Findings...)
+	if m.j != nil && m.j.State != v.State {
+		note := strings.Join(v.Findings, "; ")
+		m.step("reconcile", "journal said %s, found %s%s", m.j.State, v.State, prefixed("; ", note))
+		if v.Old != nil {
+			m.j.Old = v.Old.ID
+		}
+		if v.New != nil {
+			m.j.New = v.New.ID
+		}
+		if err := m.record(EvReconcile, v.State, note); err != nil {
+			m.warn("%v", err)
+		}
+	}
+	return o, v
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+// checkAll runs the checks once, recording the results in the report.
+func (m *Machine) checkAll(ctx context.Context) error {
+	m.rep.Health = m.rep.Health[:0]
+	var first error
+	for _, c := range m.opts.Checks {
+		err := c.Run(ctx)
+		h := Health{Check: c.Spec, OK: err == nil}
+		if err != nil {
+			h.Error = err.Error()
+			if first == nil {
+				first = err
+			}
+		}
+		m.rep.Health = append(m.rep.Health, h)
+	}
+	return first
+}
+
+// Status observes and reports without changing anything and without the lock.
+func (m *Machine) Status(ctx context.Context) (*Report, error) {
+	if err := m.begin("status", false); err != nil {
+		return m.end(err)
+	}
+	_, v := m.classifyOnly()
+	m.rep.Advice = v.Advice
+	if len(m.opts.Checks) > 0 {
+		_ = m.checkAll(ctx)
+	}
+	return m.end(nil)
+}
+
+// classifyOnly observes without reconciling the journal (status holds no lock).
+func (m *Machine) classifyOnly() (Observation, Verdict) {
+	o := m.observe()
+	return o, Classify(o)
+}
+
+// open pins a master by identity.
+func (m *Machine) open(id procs.Identity) (Process, error) {
+	if id.PID <= 0 {
+		return nil, fmt.Errorf("upgrade: no master recorded: %w", procs.ErrGone)
+	}
+	return m.sys.Open(id)
+}
+
+// signal sends sig to the process pinned as id. A gone process wraps
+// procs.ErrGone; a reused pid procs.ErrReused and is never signalled.
+func (m *Machine) signal(id procs.Identity, sig syscall.Signal) error {
+	p, err := m.open(id)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	return p.Signal(sig)
+}
+
+func gone(err error) bool {
+	return errors.Is(err, procs.ErrGone) || errors.Is(err, procs.ErrReused) || errors.Is(err, os.ErrProcessDone)
+}
+
+// watch starts waking waits on changes in the pid file's directory.
+func (m *Machine) watch() func() {
+	ch, stop := m.sys.Watch(filepath.Dir(m.opts.Pidfile))
+	m.wake = ch
+	return stop
+}

@@ -1,0 +1,213 @@
+package upgrade
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// reuseSlack is how much later than its pid file a process may have started
+// before the pid counts as reused: start times are accurate to a clock tick
+// and mtimes to the file system's granularity.
+const reuseSlack = time.Second
+
+// readPid reads one pid file without following a symlink.
+func (m *Machine) readPid(path string) (PidObs, time.Time) {
+	p := PidObs{Path: path}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return p, time.Time{}
+	}
+	p.Exists = true
+	if err != nil {
+		p.Err = err.Error()
+		return p, time.Time{}
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		p.Err = "is a symlink; refusing to follow it"
+		return p, time.Time{}
+	}
+	if !fi.Mode().IsRegular() {
+		p.Err = "is not a regular file"
+		return p, time.Time{}
+	}
+	pid, err := m.sys.ReadPid(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			p.Exists = false
+			return p, time.Time{}
+		}
+		p.Err = err.Error()
+		return p, time.Time{}
+	}
+	if pid <= 1 {
+		p.Err = fmt.Sprintf("pid %d is not a master", pid)
+		return p, time.Time{}
+	}
+	p.PID = pid
+	return p, fi.ModTime()
+}
+
+// observe reads both pid files and inspects the masters they name.
+func (m *Machine) observe() Observation {
+	fl := m.flavor
+	o := Observation{AsideHoldsNew: fl.AsideHoldsNew, DrainFloor: fl.DrainFloor, Journal: m.j.Summary()}
+	var mt, at time.Time
+	o.Main, mt = m.readPid(m.opts.Pidfile)
+	o.Aside, at = m.readPid(fl.AsidePath(m.opts.Pidfile))
+	masters := []int{o.Main.PID, o.Aside.PID}
+	m.inspect(&o.Main, mt, masters)
+	m.inspect(&o.Aside, at, masters)
+	return o
+}
+
+// inspect fills p.Master when p.PID is a live master of the flavor, and
+// p.Err when the pid runs something else: a recycled pid is never a master.
+func (m *Machine) inspect(p *PidObs, written time.Time, masters []int) {
+	if p.PID <= 0 || p.Err != "" {
+		return
+	}
+	st, err := m.sys.Info(p.PID)
+	if err != nil {
+		if !errors.Is(err, procs.ErrGone) && !errors.Is(err, fs.ErrNotExist) {
+			p.Err = err.Error()
+		}
+		return
+	}
+	if st.Zombie() {
+		return
+	}
+	if !written.IsZero() && !st.StartTime.IsZero() && st.StartTime.After(written.Add(reuseSlack)) {
+		p.Err = fmt.Sprintf("pid %d started at %s, after the file was written: the pid was reused", p.PID, st.StartTime.Format(time.RFC3339))
+		return
+	}
+	if !m.flavor.Match(st.Cmdline) {
+		p.Err = fmt.Sprintf("pid %d runs %q, not a %s master", p.PID, strings.Join(st.Cmdline, " "), m.flavor.Name)
+		return
+	}
+	p.Master = m.master(st, masters)
+}
+
+// master builds the observation of one live master.
+func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
+	mo := &MasterObs{
+		ID:         st.Identity(),
+		PPID:       st.PPID,
+		Flavor:     m.flavor.Name,
+		Binary:     st.Exe,
+		BinaryGone: st.ExeDeleted,
+		Dir:        st.Cwd,
+		Cmdline:    st.Cmdline,
+		Workers:    []int{},
+	}
+	kids, _ := m.sys.Children(st.PID)
+	for _, k := range kids {
+		if k.Zombie() {
+			continue
+		}
+		switch {
+		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || m.flavor.Match(k.Cmdline):
+			mo.ChildMasters = append(mo.ChildMasters, k.PID)
+		default:
+			mo.Workers = append(mo.Workers, k.PID)
+		}
+	}
+	if ls, err := m.sys.Listeners(st.PID); err == nil {
+		mo.Listeners = ls
+	}
+	if m.flavor.StatusFile {
+		if s, err := m.sys.ReadStatus(StatusPath(m.opts.Pidfile, st.PID)); err == nil {
+			mo.Status = &s
+		}
+	}
+	return mo
+}
+
+// workerIDs pins the identities of a master's workers.
+func (m *Machine) workerIDs(pids []int) []procs.Identity {
+	var ids []procs.Identity
+	for _, pid := range pids {
+		if st, err := m.sys.Info(pid); err == nil && !st.Zombie() {
+			ids = append(ids, st.Identity())
+		}
+	}
+	return ids
+}
+
+// inodes is the set of listening socket inodes of a master.
+func inodes(ls []procs.Listener) []uint64 {
+	var out []uint64
+	for _, l := range ls {
+		out = append(out, l.Inode)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// missingListeners lists the old master's listeners the new one lacks.
+func missingListeners(old, nu []procs.Listener) []procs.Listener {
+	have := inodes(nu)
+	var miss []procs.Listener
+	for _, l := range old {
+		if _, ok := slices.BinarySearch(have, l.Inode); !ok {
+			miss = append(miss, l)
+		}
+	}
+	return miss
+}
+
+// detect chooses the flavor: the option, then the journal, then the command
+// line of whichever master a pid file names.
+func (m *Machine) detect() error {
+	name := m.opts.Flavor
+	if (name == "" || name == "auto") && m.j != nil && m.j.Flavor != "" {
+		name = m.j.Flavor
+	}
+	if name != "" && name != "auto" {
+		f, err := LookupFlavor(name)
+		if err != nil {
+			return err
+		}
+		m.flavor = f
+		return nil
+	}
+	paths := []string{m.opts.Pidfile}
+	for _, f := range Flavors {
+		if !slices.Contains(paths, f.AsidePath(m.opts.Pidfile)) {
+			paths = append(paths, f.AsidePath(m.opts.Pidfile))
+		}
+	}
+	var why []string
+	for _, path := range paths {
+		p, _ := m.readPid(path)
+		switch {
+		case !p.Exists:
+			if path == m.opts.Pidfile {
+				why = append(why, path+": missing")
+			}
+			continue
+		case p.Err != "":
+			why = append(why, path+": "+p.Err)
+			continue
+		}
+		st, err := m.sys.Info(p.PID)
+		if err != nil || st.Zombie() {
+			why = append(why, fmt.Sprintf("%s: pid %d is not running", path, p.PID))
+			continue
+		}
+		f, ok := Detect(st.Cmdline)
+		if !ok {
+			why = append(why, fmt.Sprintf("%s: pid %d runs %q, which is no known master (%s); --flavor names one", path, p.PID, strings.Join(st.Cmdline, " "), strings.Join(FlavorNames(), ", ")))
+			continue
+		}
+		m.flavor = f
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotRunning, strings.Join(why, "; "))
+}

@@ -1,0 +1,669 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// Start runs the upgrade: preflight, spawn, drain, verify and, with
+// Options.Commit, commit. Without Commit it stops in Drained with both
+// masters alive. A failure after the spawn rolls back unless
+// Options.NoAutoRollback (error wrapping ErrRolledBack, or ErrInconsistent
+// when the rollback failed too).
+func (m *Machine) Start(ctx context.Context) (*Report, error) {
+	if err := m.begin("start", true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	old, err := m.preflight(ctx)
+	if err != nil {
+		return m.end(err)
+	}
+	want := m.opts.Workers
+	if want == 0 {
+		want = max(len(old.Workers), 1)
+	}
+	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldWorkers: len(old.Workers), Workers: want}
+	// The journal says Spawning before USR2 is sent, so that a crash right
+	// after it leaves a record to resume from.
+	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", m.flavor.Upgrade, old.ID)); err != nil {
+		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+	}
+	if err := m.signal(old.ID, m.flavor.Upgrade); err != nil {
+		m.mustRecord(EvBreak, err.Error())
+		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, m.flavor.Upgrade, err))
+	}
+	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", m.flavor.Upgrade, old.ID.PID, m.opts.SpawnTimeout)
+	nu, err := m.spawn(ctx, old, want)
+	if err != nil {
+		return m.fail(ctx, "spawn", err)
+	}
+	if err := m.drain(ctx, old); err != nil {
+		return m.fail(ctx, "drain", err)
+	}
+	if err := m.verify(ctx, nu); err != nil {
+		return m.fail(ctx, "verify", err)
+	}
+	if !m.opts.Commit {
+		m.step("done", "new master %d serves, old master %d is parked; 'baton upgrade commit' or 'baton upgrade rollback'", nu.ID.PID, old.ID.PID)
+		return m.end(nil)
+	}
+	if err := m.commit(ctx); err != nil {
+		return m.end(err)
+	}
+	return m.end(nil)
+}
+
+// preflight checks everything before any signal: it returns the master to
+// upgrade or an error wrapping ErrNotRunning, ErrUpgradePending or
+// ErrPreflight.
+func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
+	_, v := m.settle()
+	switch {
+	case v.State == Down:
+		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
+	case !v.State.Settled():
+		m.rep.Advice = v.Advice
+		if m.rep.Advice == "" {
+			m.rep.Advice = "finish it with 'baton upgrade commit' or 'baton upgrade rollback'"
+		}
+		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, m.flavor.Upgrade)
+	}
+	old := v.Old
+	if old == nil {
+		old = v.New
+	}
+	if old == nil {
+		return nil, fmt.Errorf("%w: no master", ErrNotRunning)
+	}
+	var problems []string
+	bin := old.Binary
+	if m.flavor.ExecPath != nil {
+		if p := m.flavor.ExecPath(old.Cmdline); p != "" {
+			bin = p
+		}
+	}
+	if bin != "" && !filepath.IsAbs(bin) {
+		if strings.Contains(bin, "/") {
+			bin = filepath.Join(old.Dir, bin)
+		} else {
+			problems = append(problems, fmt.Sprintf("the master will exec %q, a bare name it cannot find again (start it by absolute path)", bin))
+			bin = ""
+		}
+	}
+	if bin != "" {
+		if fi, err := os.Stat(bin); err != nil {
+			problems = append(problems, fmt.Sprintf("the binary the master will exec: %v", err))
+		} else if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			problems = append(problems, fmt.Sprintf("the binary the master will exec, %s, is not an executable file", bin))
+		}
+	}
+	if old.Dir == "" {
+		problems = append(problems, "the master's working directory is unknown")
+	} else if fi, err := os.Stat(old.Dir); err != nil || !fi.IsDir() {
+		problems = append(problems, fmt.Sprintf("the master's working directory %s is gone", old.Dir))
+	}
+	if len(old.Listeners) == 0 {
+		problems = append(problems, fmt.Sprintf("master %d holds no listening socket to hand over", old.ID.PID))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrPreflight, strings.Join(problems, "; "))
+	}
+	if m.opts.Preflight != "" {
+		out, err := m.sys.Run(ctx, m.opts.Preflight)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
+		}
+		m.step("preflight", "%q passed", m.opts.Preflight)
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
+	}
+	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
+	return old, nil
+}
+
+func checksSuffix(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d checks pass", n)
+}
+
+// fail handles a failed check after the spawn: automatic rollback, or stop
+// where things are.
+func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, error) {
+	m.step(step, "failed: %v", cause)
+	if m.opts.NoAutoRollback {
+		m.mustRecord(EvBreak, fmt.Sprintf("%s: %v", step, cause))
+		m.rep.Advice = "automatic rollback is off: both masters are left as they are; 'baton upgrade rollback' or 'baton upgrade commit'"
+		return m.end(fmt.Errorf("%w: %s: %w", ErrInconsistent, step, cause))
+	}
+	m.step("rollback", "automatic rollback after %s failed", step)
+	if err := m.rollback(ctx, fmt.Sprintf("%s failed: %v", step, cause)); err != nil {
+		return m.end(fmt.Errorf("%w: %s failed (%w) and rollback failed: %w", ErrInconsistent, step, cause, err))
+	}
+	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
+}
+
+// spawn waits for the new master to be up, verified and healthy.
+func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterObs, error) {
+	var seen procs.Identity
+	var nu *MasterObs
+	deadline := m.sys.Now().Add(m.opts.SpawnTimeout)
+	oldPath, newPath := m.flavor.OldPath(m.opts.Pidfile), m.flavor.NewPath(m.opts.Pidfile)
+	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
+		o := m.observe()
+		oldObs, newObs := o.Aside, o.Main
+		if m.flavor.AsideHoldsNew {
+			oldObs, newObs = o.Main, o.Aside
+		}
+		om := oldObs.Master
+		if om == nil && oldObs.PID == old.ID.PID {
+			return false, "", fmt.Errorf("the old master %d died", old.ID.PID)
+		}
+		if om == nil || om.ID != old.ID {
+			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
+				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet (%s ignores %s while an upgrade is pending; nginx also while its parent is the process that started it: see its error log)", m.opts.Pidfile, oldPath, m.flavor.Name, m.flavor.Upgrade), nil
+			}
+			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
+				return false, "", fmt.Errorf("the old master %s died", old.ID)
+			}
+			return false, fmt.Sprintf("%s does not name the old master %d", oldPath, old.ID.PID), nil
+		}
+		nm := newObs.Master
+		if seen.PID != 0 && (nm == nil || nm.ID != seen) {
+			if st, err := m.sys.Info(seen.PID); err != nil || st.Identity() != seen || st.Zombie() {
+				return false, "", fmt.Errorf("the new master %d died", seen.PID)
+			}
+		}
+		if nm == nil {
+			if newObs.Err != "" {
+				return false, fmt.Sprintf("%s: %s", newPath, newObs.Err), nil
+			}
+			return false, fmt.Sprintf("no new master in %s yet", newPath), nil
+		}
+		if nm.PPID != old.ID.PID {
+			return false, "", fmt.Errorf("%s names pid %d, whose parent is %d, not the old master %d", newPath, nm.ID.PID, nm.PPID, old.ID.PID)
+		}
+		if seen != nm.ID {
+			seen = nm.ID
+			m.j.New = seen
+			if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+				m.warn("journal: %v", err)
+			}
+		}
+		if len(nm.Workers) < want {
+			return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), want), nil
+		}
+		if miss := missingListeners(old.Listeners, nm.Listeners); len(miss) > 0 {
+			return false, fmt.Sprintf("new master %d does not hold the old master's listener %s %s (inode %d)", nm.ID.PID, miss[0].Network, miss[0].Addr, miss[0].Inode), nil
+		}
+		if m.flavor.StatusFile && (nm.Status == nil || !nm.Status.Ready) {
+			return false, fmt.Sprintf("new master %d's status does not say ready", nm.ID.PID), nil
+		}
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		if err := m.checkAll(cctx); err != nil {
+			return false, err.Error(), nil
+		}
+		nu = nm
+		return true, "", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.j.New = nu.ID
+	m.mustRecord(EvSpawned, fmt.Sprintf("new master %s", nu.ID))
+	m.step("spawn", "new master %d: parent %d, %d workers, %d listeners inherited%s", nu.ID.PID, old.ID.PID, len(nu.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
+	return nu, nil
+}
+
+// drain stops the old master's workers.
+func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
+	fl := m.flavor
+	if err := m.record(EvDrain, 0, fmt.Sprintf("%s to %s", fl.Drain, old.ID)); err != nil {
+		m.warn("%v", err)
+	}
+	if err := m.signal(old.ID, fl.Drain); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	sent := fl.Drain.String()
+	if fl.DrainStep != 0 {
+		// Sent whether or not Drain was honoured: both are idempotent once
+		// the workers are gone (unicorn and gunicorn stop at zero or one).
+		for range max(len(old.Workers)-fl.DrainFloor, 0) {
+			if err := m.signal(old.ID, fl.DrainStep); err != nil {
+				return fmt.Errorf("drain: %w", err)
+			}
+		}
+		sent += fmt.Sprintf(" and %d×%s", max(len(old.Workers)-fl.DrainFloor, 0), fl.DrainStep)
+	}
+	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
+		if why := fl.DrainIgnored(m.sys.Facts(old.ID.PID)); why != "" {
+			m.warn("%s", why)
+			m.mustRecord(EvDrained, "drain ignored: "+why)
+			return nil
+		}
+	}
+	// Each worker's exit is an event (pidfd); the count is re-read on each
+	// one, with polling as the fallback for workers that appear late.
+	wake := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, id := range m.workerIDs(old.Workers) {
+		p, err := m.sys.Open(id)
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer p.Close()
+			if p.Wait(wctx) == nil {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
+	last := len(old.Workers)
+	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
+		st, err := m.sys.Info(old.ID.PID)
+		if err != nil || st.Identity() != old.ID || st.Zombie() {
+			return false, "", fmt.Errorf("the old master %d died while draining", old.ID.PID)
+		}
+		o := m.observe()
+		om := o.Aside.Master
+		if m.flavor.AsideHoldsNew {
+			om = o.Main.Master
+		}
+		n := last
+		if om != nil && om.ID == old.ID {
+			n = len(om.Workers)
+		}
+		if n != last {
+			m.step("drain", "%d old workers left", n)
+			last = n
+		}
+		if n <= fl.DrainFloor {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%d old workers left", n), nil
+	})
+	if err != nil {
+		return err
+	}
+	if fl.DrainFloor > 0 && last > 0 {
+		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
+	}
+	m.mustRecord(EvDrained, fmt.Sprintf("%d old workers left", last))
+	m.step("drain", "old master %d is parked with its listeners", old.ID.PID)
+	return nil
+}
+
+// verify keeps checking the new generation for VerifyFor.
+func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
+	if m.opts.VerifyFor <= 0 {
+		return nil
+	}
+	runs := 0
+	err := waitFor(ctx, m.opts.VerifyFor, nil, func() (bool, string, error) {
+		if st, err := m.sys.Info(nu.ID.PID); err != nil || st.Identity() != nu.ID || st.Zombie() {
+			return false, "", fmt.Errorf("the new master %d died", nu.ID.PID)
+		}
+		if err := m.checkAll(ctx); err != nil {
+			return false, "", err
+		}
+		runs++
+		return false, "verifying", nil
+	})
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	o := m.observe()
+	v := Classify(o)
+	if v.New == nil || v.New.ID != nu.ID {
+		return fmt.Errorf("after verify the state is %s: %s", v.State, strings.Join(v.Findings, "; "))
+	}
+	m.step("verify", "new generation healthy for %v (%d check rounds)", m.opts.VerifyFor, runs)
+	return nil
+}
+
+// Commit finishes an upgrade left in Spawned or Drained (or one crashed
+// half-way through its commit).
+func (m *Machine) Commit(ctx context.Context) (*Report, error) {
+	if err := m.begin("commit", true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	_, v := m.settle()
+	if v.State == Committed {
+		return m.end(fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}))
+	}
+	if _, err := Next(v.State, EvCommit); err != nil {
+		m.rep.Advice = v.Advice
+		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+	}
+	if v.New == nil {
+		return m.end(fmt.Errorf("%w: %w: no new master runs%s", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}, prefixed(": ", strings.Join(v.Findings, "; "))))
+	}
+	m.adopt(v)
+	return m.end(m.commit(ctx))
+}
+
+// adopt takes the masters of a verdict into the journal (a later
+// invocation, or masters that changed behind baton's back).
+func (m *Machine) adopt(v Verdict) {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), State: v.State}
+		m.step("reconcile", "no journal: found an upgrade in state %s", v.State)
+	}
+	if v.Old != nil {
+		m.j.Old = v.Old.ID
+		if m.j.Workers == 0 {
+			m.j.Workers = max(len(v.Old.Workers), 1)
+		}
+	}
+	if v.New != nil {
+		m.j.New = v.New.ID
+		if m.j.Workers == 0 || m.j.OldWorkers == 0 {
+			m.j.Workers = max(m.j.Workers, len(v.New.Workers))
+		}
+	}
+	if m.j.State != v.State {
+		if err := m.record(EvReconcile, v.State, "adopted the observed masters"); err != nil {
+			m.warn("%v", err)
+		}
+	}
+}
+
+// commit stops the old master and checks the new one took over.
+func (m *Machine) commit(ctx context.Context) error {
+	oldID, newID := m.j.Old, m.j.New
+	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", m.flavor.Stop, oldID)); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if oldID.PID != 0 {
+		m.step("commit", "sent %s to old master %d", m.flavor.Stop, oldID.PID)
+		if err := m.stop(ctx, oldID, nil); err != nil {
+			m.mustRecord(EvBreak, err.Error())
+			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
+		}
+	}
+	err := waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
+		o := m.observe()
+		if o.Main.Master == nil || o.Main.Master.ID != newID {
+			if st, err := m.sys.Info(newID.PID); err != nil || st.Identity() != newID || st.Zombie() {
+				return false, "", fmt.Errorf("the new master %s is gone", newID)
+			}
+			return false, fmt.Sprintf("%s does not name the new master %d yet", m.opts.Pidfile, newID.PID), nil
+		}
+		if o.Aside.Exists {
+			if o.Aside.Master == nil && o.Aside.PID == oldID.PID {
+				// The old master died without removing its pid file (SIGKILL).
+				if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
+					return false, "", err
+				}
+				m.step("commit", "removed stale %s", o.Aside.Path)
+				return false, "re-reading", nil
+			}
+			return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+		}
+		return true, "", nil
+	})
+	if err == nil {
+		err = m.checkAll(ctx)
+	}
+	if err != nil {
+		m.mustRecord(EvBreak, err.Error())
+		m.rep.Advice = "the old master is gone: fix or restart the new one; there is nothing to roll back to"
+		return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
+	}
+	m.mustRecord(EvCommitted, fmt.Sprintf("new master %s", newID))
+	m.step("commit", "old master %d is gone; %s names new master %d%s", oldID.PID, m.opts.Pidfile, newID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// removeIfNames removes path if it still names pid.
+func removeIfNames(path string, pid int, read func(string) (int, error)) error {
+	got, err := read(path)
+	if err != nil || got != pid {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("upgrade: remove stale %s: %w", path, err)
+	}
+	return nil
+}
+
+// stop stops a master in two phases and a last resort: Stop, Terminate
+// after StopTimeout, SIGKILL after another; then whatever of workers is left.
+func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.Identity) error {
+	p, err := m.open(id)
+	if err == nil {
+		defer p.Close()
+		for i, sig := range []syscall.Signal{m.flavor.Stop, m.flavor.Terminate, ForceKill} {
+			if i > 0 {
+				m.step("stop", "master %d still runs after %v: sending %s", id.PID, m.opts.StopTimeout, sig)
+			}
+			if err := p.Signal(sig); err != nil {
+				if gone(err) {
+					break
+				}
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, m.opts.StopTimeout)
+			err := p.Wait(wctx)
+			cancel()
+			if err == nil {
+				break
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if sig == ForceKill {
+				return fmt.Errorf("master %d survived %s: %w", id.PID, sig, err)
+			}
+		}
+	} else if !gone(err) {
+		return err
+	}
+	// Workers outlive a killed master (nginx's do): stop the ones pinned
+	// before, by identity.
+	for _, w := range workers {
+		wp, err := m.sys.Open(w)
+		if err != nil {
+			continue
+		}
+		for _, sig := range []syscall.Signal{m.flavor.Terminate, ForceKill} {
+			if err := wp.Signal(sig); err != nil {
+				break
+			}
+			wctx, cancel := context.WithTimeout(ctx, m.opts.StopTimeout)
+			err := wp.Wait(wctx)
+			cancel()
+			if err == nil {
+				break
+			}
+		}
+		wp.Close()
+	}
+	return nil
+}
+
+// Rollback undoes an upgrade in any state from Spawning to Drained, or one
+// left Inconsistent while the old master lives.
+func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
+	if err := m.begin("rollback", true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	_, v := m.settle()
+	if _, err := Next(v.State, EvRollback); err != nil {
+		m.rep.Advice = v.Advice
+		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+	}
+	if v.Old == nil {
+		return m.end(fmt.Errorf("%w: %w: the old master is gone%s", ErrBadInput, &TransitionError{From: v.State, Event: EvRollback}, prefixed(": ", strings.Join(v.Findings, "; "))))
+	}
+	m.adopt(v)
+	if v.New == nil && (m.j.New == v.Old.ID || m.j.New.PID == 0) {
+		m.j.New = procs.Identity{}
+	}
+	if err := m.rollback(ctx, "requested"); err != nil {
+		return m.end(fmt.Errorf("%w: rollback: %w", ErrInconsistent, err))
+	}
+	return m.end(nil)
+}
+
+// rollback brings the old master's workers back, stops the new master and
+// restores the pid file.
+func (m *Machine) rollback(ctx context.Context, why string) error {
+	fl := m.flavor
+	oldID, newID := m.j.Old, m.j.New
+	if err := m.record(EvRollback, 0, why); err != nil {
+		m.warn("%v", err)
+	}
+	broke := func(err error) error {
+		m.mustRecord(EvBreak, err.Error())
+		return err
+	}
+	oldWorkers := func() (int, error) {
+		st, err := m.sys.Info(oldID.PID)
+		if err != nil || st.Identity() != oldID || st.Zombie() {
+			return 0, fmt.Errorf("the old master %s is gone", oldID)
+		}
+		o := m.observe()
+		for _, p := range []PidObs{o.Main, o.Aside} {
+			if p.Master != nil && p.Master.ID == oldID {
+				return len(p.Master.Workers), nil
+			}
+		}
+		// Not named by any pid file (e.g. gone from both): count directly.
+		mo := m.master(st, []int{newID.PID})
+		return len(mo.Workers), nil
+	}
+	want := max(m.j.Workers, 1)
+	if m.j.OldWorkers > 0 {
+		want = m.j.OldWorkers
+	}
+	n, err := oldWorkers()
+	if err != nil {
+		return broke(err)
+	}
+	// 1. The old master's workers come back.
+	if n < want {
+		count := 1
+		if fl.RespawnAdds {
+			count = want - n
+		}
+		for range count {
+			if err := m.signal(oldID, fl.Respawn); err != nil {
+				return broke(fmt.Errorf("respawn: %w", err))
+			}
+		}
+		m.step("rollback", "sent %d×%s to old master %d: %d of %d workers", count, fl.Respawn, oldID.PID, n, want)
+		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
+			n, err := oldWorkers()
+			if err != nil {
+				return false, "", err
+			}
+			if n < want {
+				return false, fmt.Sprintf("old master %d has %d of %d workers", oldID.PID, n, want), nil
+			}
+			return true, "", nil
+		})
+		if err != nil {
+			return broke(err)
+		}
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return broke(fmt.Errorf("the old generation is not healthy: %w", err))
+	}
+	m.step("rollback", "old master %d has its workers back%s", oldID.PID, checksSuffix(len(m.opts.Checks)))
+	// 2. The new master goes, with its workers. One that never wrote its
+	// pid file is found as the old master's child.
+	if newID.PID == 0 {
+		if st, err := m.sys.Info(oldID.PID); err == nil && st.Identity() == oldID {
+			if kids := m.master(st, nil).ChildMasters; len(kids) > 0 {
+				if cst, err := m.sys.Info(kids[0]); err == nil {
+					newID = cst.Identity()
+					m.j.New = newID
+				}
+			}
+		}
+	}
+	var restoreAt time.Time
+	if newID.PID != 0 {
+		var workers []procs.Identity
+		if st, err := m.sys.Info(newID.PID); err == nil && st.Identity() == newID {
+			workers = m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
+		}
+		m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", newID.PID, fl.Stop, fl.Terminate, ForceKill, m.opts.StopTimeout)
+		if err := m.stop(ctx, newID, workers); err != nil {
+			return broke(fmt.Errorf("stop the new master: %w", err))
+		}
+		if fl.RestoresPidfile {
+			// Give the old master the chance to restore its pid file itself
+			// (it does when it reaps the new one); inotify wakes the wait.
+			restoreAt = m.sys.Now().Add(min(m.opts.StopTimeout/2, restoreGrace))
+		}
+	}
+	// 3. The pid file names the old master again, and no aside is left.
+	var restoreErr error
+	err = waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
+		o := m.observe()
+		if o.Main.Master != nil && o.Main.Master.ID == oldID {
+			if o.Aside.Exists && o.Aside.Master == nil {
+				if err := removeIfNames(o.Aside.Path, newID.PID, m.sys.ReadPid); err != nil {
+					return false, "", err
+				}
+				if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
+					return false, "", err
+				}
+			}
+			if o.Aside.Exists {
+				return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+			}
+			return true, "", nil
+		}
+		if !fl.AsideHoldsNew && o.Aside.Master != nil && o.Aside.Master.ID == oldID && o.Main.Master == nil {
+			if m.sys.Now().Before(restoreAt) {
+				return false, "waiting for the old master to restore " + m.opts.Pidfile, nil
+			}
+			if err := m.sys.RestoreOldbin(m.opts.Pidfile); err != nil {
+				// The master may have won the race to the rename: re-read.
+				restoreErr = err
+				return false, fmt.Sprintf("restore %s: %v", m.opts.Pidfile, err), nil
+			}
+			m.step("rollback", "restored %s from %s", m.opts.Pidfile, o.Aside.Path)
+			return false, "re-reading", nil
+		}
+		return false, fmt.Sprintf("%s does not name the old master %d yet", m.opts.Pidfile, oldID.PID), nil
+	})
+	if err != nil {
+		if restoreErr != nil {
+			err = fmt.Errorf("%w (last restore attempt: %w)", err, restoreErr)
+		}
+		return broke(err)
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return broke(fmt.Errorf("the old generation is not healthy: %w", err))
+	}
+	m.mustRecord(EvRolledBack, why)
+	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, oldID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// restoreGrace is the longest baton waits for an old master that restores
+// its pid file itself before doing it (Options.StopTimeout/2 if shorter).
+const restoreGrace = 2 * time.Second
