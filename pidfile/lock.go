@@ -26,6 +26,9 @@ func Locked(path string) (pid int, locked bool, err error) { return Options{}.Lo
 // pid is 0 and err says why. Running as root, the file and its directories
 // must pass [CheckSecure] with o first.
 func (o Options) Locked(path string) (pid int, locked bool, err error) {
+	if err := unsupported(); err != nil {
+		return 0, false, &Error{Path: path, Err: err}
+	}
 	f, pid, perr := o.open(path)
 	if f == nil {
 		return 0, false, perr

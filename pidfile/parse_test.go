@@ -203,3 +203,27 @@ func TestFileKeyMajorMinor(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseLocks(f *testing.F) {
+	for _, seed := range []string{
+		"1: FLOCK  ADVISORY  WRITE 1234 08:01:1317 0 EOF\n",    // a holder
+		"1: -> FLOCK  ADVISORY  WRITE 1240 08:01:1317 0 EOF\n", // a waiter
+		"3: OFDLCK ADVISORY  READ  -1 00:2e:4242 0 EOF\n",      // pid -1
+		"2: POSIX ADVISORY WRITE 5 fd:02:99 0 EOF",             // no final newline
+		"1: FLOCK\n",           // truncated
+		"1: -> \n",             // waiter with nothing after
+		"x: FLOCK a b 1 1:1:1", // odd index
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, e := range parseLocks(data) {
+			if e.kind == "" {
+				t.Fatalf("entry without kind: %+v", e)
+			}
+			if e.major > 0xffffffff || e.minor > 0xffffffff {
+				t.Fatalf("device number out of range: %+v", e)
+			}
+		}
+	})
+}

@@ -33,6 +33,9 @@ func CheckSecure(path string, opts Options) error {
 }
 
 func checkSecure(path string, o Options) error {
+	if err := unsupported(); err != nil {
+		return &Error{Path: path, Err: err}
+	}
 	insecure := func(why, who string) error {
 		return &Error{Path: path, Err: fmt.Errorf("%w: %s; %s could make baton signal any process", ErrInsecure, why, who)}
 	}

@@ -118,3 +118,6 @@ var bootTime = sync.OnceValues(func() (time.Time, error) {
 	}
 	return time.Time{}, errors.New("pidfile: /proc/stat: no btime")
 })
+
+// unsupported is nil where this package works.
+func unsupported() error { return nil }

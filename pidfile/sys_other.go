@@ -34,3 +34,7 @@ func link(string, string) error { return fmt.Errorf("pidfile: link: %w", errors.
 func procStart(int) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("pidfile: process start time: %w", errors.ErrUnsupported)
 }
+
+// unsupported fails every operation that needs flock(2) semantics,
+// /proc/locks or Linux stat fields.
+func unsupported() error { return fmt.Errorf("pidfile: %w", errors.ErrUnsupported) }

@@ -42,6 +42,9 @@ type File struct {
 // ([ErrSymlink]) and, running as root, an insecure location ([CheckSecure]
 // with opts).
 func Create(path string, pid int, opts Options) (*File, error) {
+	if err := unsupported(); err != nil {
+		return nil, &Error{Path: path, Err: err}
+	}
 	if pid <= 1 || pid > pidMax() {
 		return nil, &Error{Path: path, PID: pid, Err: fmt.Errorf("%w: pid %d out of range 2..%d", ErrMalformed, pid, pidMax())}
 	}

@@ -115,6 +115,16 @@ func TestCreate(t *testing.T) {
 		wantContent(t, p, strconv.Itoa(me)+"\n")
 		wantOnly(t, filepath.Dir(p), "app.pid")
 	})
+	t.Run("locked-holder-wrote-garbage", func(t *testing.T) {
+		// The pid comes from /proc/locks when the file does not say it.
+		p := filepath.Join(t.TempDir(), "app.pid")
+		create(t, p, me)
+		if err := os.WriteFile(p, []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Create(p, 4242, Options{})
+		wantRunning(t, err, p, me)
+	})
 	t.Run("concurrent", func(t *testing.T) {
 		// However the goroutines interleave, exactly one wins the path.
 		p := filepath.Join(t.TempDir(), "app.pid")
