@@ -204,7 +204,7 @@ func TestFileKeyMajorMinor(t *testing.T) {
 	}
 }
 
-func FuzzParseLocks(f *testing.F) {
+func FuzzProcLocks(f *testing.F) {
 	for _, seed := range []string{
 		"1: FLOCK  ADVISORY  WRITE 1234 08:01:1317 0 EOF\n",    // a holder
 		"1: -> FLOCK  ADVISORY  WRITE 1240 08:01:1317 0 EOF\n", // a waiter

@@ -145,8 +145,7 @@ func (o Options) open(path string) (*os.File, int, error) {
 		return f, 0, &Error{Path: path, Found: excerpt(data), Err: fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxSize)}
 	}
 	pid, err := Parse(data)
-	if err != nil {
-		e := err.(*Error)
+	if e := (*Error)(nil); errors.As(err, &e) {
 		e.Path = path
 		return f, 0, e
 	}
