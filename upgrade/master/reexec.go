@@ -1,0 +1,155 @@
+package master
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// upgrade starts a new master from the binary on disk (USR2): the pid file
+// becomes .oldbin and every listener passes across exec.
+func (m *master) upgrade() {
+	switch {
+	case m.stopping:
+		m.log.Warn("USR2 ignored: shutting down")
+		return
+	case m.child != nil:
+		m.log.Warn("USR2 ignored: an upgrade is pending; the new master runs", "new_master", m.childPID)
+		return
+	case m.parent != nil:
+		m.log.Warn("USR2 ignored: an upgrade is pending; this is the new master and the old one runs", "old_master", m.parentPID)
+		return
+	}
+	// Vet what the new master will need, so that a failed upgrade leaves
+	// this master as it was, pid file included.
+	fi, err := os.Stat(m.binary)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		m.log.Error("USR2 refused: the baton program is missing or not executable", "binary", m.binary, "err", err)
+		return
+	}
+	cfg, err := loadConfig(m.opts, m.cwd)
+	if err != nil {
+		m.log.Error("USR2 refused: the configuration is invalid", "err", err)
+		return
+	}
+	if fi, err := os.Stat(cfg.dir); err != nil || !fi.IsDir() {
+		m.log.Error("USR2 refused: the working directory is missing", "dir", cfg.dir, "err", err)
+		return
+	}
+	if err := m.pf.RenameOldbin(); err != nil {
+		m.log.Error("USR2 refused: renaming the pid file", "err", err)
+		return
+	}
+	desc := make([]inherited, len(m.lns))
+	files := make([]*os.File, len(m.lns))
+	for i, l := range m.lns {
+		files[i] = l.file
+		desc[i] = inherited{FD: listenFDsStart + i, Spec: l.spec.String(), Owned: l.owned,
+			FileDev: l.fileDev, FileIno: l.fileIno, Systemd: l.fromSystemd}
+	}
+	descJSON, err := json.Marshal(desc)
+	if err == nil {
+		var recJSON []byte
+		recJSON, err = json.Marshal(m.recEnv)
+		env := append([]string(nil), m.recEnv...)
+		env = setVar(env, EnvMasterEnv, string(recJSON))
+		env = setVar(env, EnvInheritFDs, string(descJSON))
+		env = setVar(env, EnvMasterParent, procs.Identity{PID: os.Getpid(), Start: m.start}.String())
+		env = setVar(env, EnvMasterCwd, m.cwd)
+		env = setVar(env, EnvMasterGeneration, strconv.Itoa(m.genNum))
+		cmd := &exec.Cmd{
+			Path:       m.binary, // found again by its path: a replaced file is used
+			Args:       append([]string{m.binary}, m.args...),
+			Env:        env,
+			Dir:        "/", // relative paths resolve against EnvMasterCwd
+			ExtraFiles: files,
+			Stdin:      nil,
+			Stdout:     os.Stdout,
+			Stderr:     os.Stderr,
+		}
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err == nil {
+			m.child, m.childPID = cmd, cmd.Process.Pid
+			m.log.Info("new master started", "new_master", m.childPID, "binary", m.binary, "oldbin", m.pf.Path())
+			go func() {
+				err := cmd.Wait()
+				m.post(func() { m.childExited(cmd, err) })
+			}()
+			return
+		}
+	}
+	m.log.Error("USR2 failed: starting the new master", "err", err)
+	if rerr := m.pf.Restore(); rerr != nil {
+		m.log.Error("restoring the pid file", "err", rerr)
+	}
+}
+
+// childExited handles the end of the master started on USR2 while this one
+// still runs: it was not committed, so this master takes the pid file (and
+// systemd's MAINPID) back, and serves again if it had drained.
+func (m *master) childExited(cmd *exec.Cmd, err error) {
+	if m.child != cmd {
+		return
+	}
+	pid := m.childPID
+	m.child, m.childPID = nil, 0
+	if m.stopping {
+		return
+	}
+	m.log.Warn("new master exited before it was committed; taking the pid file back", "new_master", pid, "status", exitStatus(err))
+	if rerr := m.pf.Restore(); rerr != nil {
+		m.log.Error("restoring the pid file from .oldbin failed", "err", rerr)
+	} else {
+		m.log.Info("pid file restored", "path", m.pf.Path())
+	}
+	m.sd.notify("MAINPID=" + strconv.Itoa(os.Getpid()))
+	if m.current() == nil {
+		m.log.Info("no workers after WINCH: starting a generation again")
+		m.draining = false
+		m.startGeneration()
+	}
+}
+
+// openParent watches the master that started this one; while it runs an
+// upgrade is pending.
+func (m *master) openParent(value string) {
+	pidStr, startStr, _ := strings.Cut(value, "@")
+	pid, err1 := strconv.Atoi(pidStr)
+	start, err2 := strconv.ParseUint(startStr, 10, 64)
+	if err1 != nil || err2 != nil {
+		m.log.Warn("ignoring malformed parent identity", "var", EnvMasterParent, "value", value)
+		return
+	}
+	p, err := procs.OpenIdentity(procs.Identity{PID: pid, Start: start})
+	if err != nil {
+		m.log.Info("the old master is already gone", "old_master", pid, "err", err)
+		return
+	}
+	m.parent, m.parentPID = p, pid
+	go func() {
+		if err := p.Wait(m.bg); err != nil {
+			m.log.Warn("waiting for the old master", "err", err)
+		}
+		m.post(func() { m.parentGone(p) })
+	}()
+}
+
+// parentGone: the old master exited, so this one is committed.
+func (m *master) parentGone(p *procs.Process) {
+	if m.parent != p {
+		return
+	}
+	m.log.Info("old master exited: upgrade committed", "old_master", m.parentPID)
+	m.parent.Close()
+	m.parent = nil
+}
+
+// describe is for log lines about the hand-over.
+func (l inherited) String() string { return fmt.Sprintf("fd %d for %s", l.FD, l.Spec) }

@@ -1,0 +1,74 @@
+package master
+
+import (
+	"os"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/batonhq/baton/upgrade"
+)
+
+// status describes the master as the status file publishes it.
+func (m *master) status() upgrade.MasterStatus {
+	s := upgrade.MasterStatus{
+		PID:            os.Getpid(),
+		Start:          m.start,
+		Parent:         m.parentPID,
+		Generation:     m.genNum,
+		UpgradePending: m.otherMasterAlive(),
+		Draining:       m.draining,
+		Binary:         m.binary,
+		Dir:            m.cfg.dir,
+		Workers:        []upgrade.WorkerStatus{},
+		Listeners:      []upgrade.ListenerStatus{},
+	}
+	if g := m.current(); g != nil && !m.stopping {
+		s.Ready = m.generationReady(g)
+	}
+	for _, g := range m.gens {
+		for _, sl := range g.slots {
+			if sl.fails >= m.cfg.crashLoop && !g.retiring {
+				s.CrashLoop = true
+			}
+			if sl.w == nil && sl.backoff != nil {
+				s.Workers = append(s.Workers, upgrade.WorkerStatus{Generation: g.num, State: stateBackoff, Restarts: sl.restarts})
+			}
+		}
+	}
+	for _, w := range m.workers {
+		s.Workers = append(s.Workers, upgrade.WorkerStatus{PID: w.pid, Generation: w.slot.gen.num,
+			State: w.state.String(), Restarts: w.slot.restarts})
+	}
+	slices.SortFunc(s.Workers, func(a, b upgrade.WorkerStatus) int {
+		if a.Generation != b.Generation {
+			return a.Generation - b.Generation
+		}
+		return a.PID - b.PID
+	})
+	for i, l := range m.lns {
+		s.Listeners = append(s.Listeners, upgrade.ListenerStatus{Name: l.spec.Name, Network: l.network,
+			Addr: l.addr, Inode: l.inode, FD: int(l.file.Fd())})
+		_ = i
+	}
+	return s
+}
+
+// writeStatus rewrites the status file when anything in it changed.
+func (m *master) writeStatus() {
+	if m.statusPath == "" {
+		return
+	}
+	s := m.status()
+	prev := m.lastStatus
+	prev.Updated = time.Time{}
+	if reflect.DeepEqual(prev, s) {
+		return
+	}
+	s.Updated = time.Now().UTC()
+	if err := upgrade.WriteStatus(m.statusPath, s); err != nil {
+		m.log.Warn("writing status file", "err", err)
+		return
+	}
+	m.lastStatus = s
+}
