@@ -1,3 +1,84 @@
 // Package upgrade drives a running master through the nginx binary-upgrade
 // protocol as a checked state machine.
+//
+// # The procedure
+//
+// Start runs preflight (a live master of the expected flavor, no upgrade
+// pending, the binary it will exec and its working directory exist, the
+// preflight command and the checks pass; otherwise nothing is touched),
+// spawn (USR2; the old pid file moves aside, the new master is a child of
+// the old one, has its workers, holds the same listening socket inodes and
+// passes the checks), drain (WINCH, and TTOU where the flavor ignores WINCH
+// when not daemonized) and verify (the checks keep passing). It stops in
+// Drained unless Options.Commit. Commit stops the old master; Rollback
+// brings the old workers back (HUP, or TTIN per missing worker), stops the
+// new master (graceful, fast, KILL) and restores the pid file if the old
+// master did not. Any failure after the spawn rolls back unless
+// Options.NoAutoRollback.
+//
+// # States
+//
+//	                 spawn              spawned            drain
+//	  Idle ───────────────▶ Spawning ──────────▶ Spawned ────────▶ Draining
+//	  Committed ─┘ │           │                  │ │                 │
+//	  RolledBack ──┘           │                  │ │commit      drained
+//	                           │                  │ ▼                 ▼
+//	                           │                  │ Committing ◀──── Drained
+//	                           │        rollback  │   │  commit         │
+//	                           ├──────────────────┴───┼─────────────────┤
+//	                           ▼                      │committed        │
+//	                      RollingBack ◀───────────────┼─────────────────┘
+//	                           │rolled-back           ▼
+//	                           ▼                  Committed
+//	                       RolledBack
+//
+//	  any of Spawning…RollingBack ──break──▶ Inconsistent ──commit|rollback──▶ …
+//	  Down: no live master (observed, never entered by an event)
+//
+// The table in state.go is the one source of truth; Next applies it and
+// returns a *TransitionError (wrapping ErrIllegalTransition) for any other
+// pair, such as a commit while Idle.
+//
+// # Observation, journal and lock
+//
+// Every CLI run is a new process, so the state is derived from what is
+// observed — both pid files, the identity (pid and start time) of each
+// master, parentage, worker counts, listener inodes, a baton master's status
+// file — by Classify, a pure function. The journal (<pidfile>.upgrade.json,
+// written atomically) records what baton did: the state, both masters'
+// identities, timestamps and every transition; a later command resumes from
+// it and reconciles it with what it observes, saying what changed behind
+// its back. One orchestrator runs per pid file: <pidfile>.upgrade.lock is a
+// non-blocking flock whose file holds the holder's pid.
+//
+// # Flavors
+//
+// The dialects (nginx, unicorn and Rainbows!, gunicorn, baton) are rows of
+// Flavors: pid file layout, signals, drain fallback, who restores the pid
+// file. No signal appears outside that table. Known pitfalls, from the
+// sources of the versions Debian ships:
+//
+//   - nginx 1.22 ignores WINCH unless daemonized (or started by an upgrade),
+//     and ignores USR2 while its parent is still the process that started it
+//     ("daemon off" under a supervisor) or while a new binary runs. It
+//     re-execs its own argv[0]: start it by absolute path.
+//   - unicorn 6.0 ignores WINCH when stdin is a tty; TTOU goes to zero. It
+//     restores its pid file when the new master dies but starts no workers.
+//   - gunicorn 20.1 writes <pidfile>.2 for the new master and renames it
+//     once the old master is gone (checked every second); WINCH needs
+//     --daemon and TTOU stops at one worker; TERM is its graceful stop.
+//
+// # Waiting
+//
+// Every wait has a timeout and a context. Process exits are events
+// (procs.Process.Wait, a pidfd); pid file changes wake waits through
+// inotify on the pid file's directory; worker counts and health checks have
+// no event and are polled with a backoff from 5ms to 200ms.
+//
+// # Health checks
+//
+//	http://127.0.0.1:8080/health   2xx expected (https:// verifies TLS unless InsecureTLS)
+//	unix:/run/app.sock:/health     HTTP over a unix socket
+//	tcp://127.0.0.1:8080           a connection is accepted
+//	exec:CMD                       sh -c CMD exits 0
 package upgrade

@@ -67,6 +67,20 @@ type MasterFacts struct {
 	Inherited bool // started by an upgrade (nginx: NGINX in its environment)
 }
 
+// SignalName is the short name of sig as operators write it: "USR2".
+func SignalName(sig syscall.Signal) string {
+	if n, ok := signalNames[sig]; ok {
+		return n
+	}
+	return fmt.Sprintf("signal %d", int(sig))
+}
+
+var signalNames = map[syscall.Signal]string{
+	syscall.SIGHUP: "HUP", syscall.SIGINT: "INT", syscall.SIGQUIT: "QUIT", syscall.SIGKILL: "KILL",
+	syscall.SIGUSR1: "USR1", syscall.SIGUSR2: "USR2", syscall.SIGTERM: "TERM", syscall.SIGWINCH: "WINCH",
+	syscall.SIGTTIN: "TTIN", syscall.SIGTTOU: "TTOU",
+}
+
 // ForceKill is the last step of stopping a master that ignores Stop and
 // Terminate. It is the one signal shared by every flavor.
 const ForceKill = syscall.SIGKILL

@@ -177,6 +177,7 @@ func (m *Machine) begin(command string, lock bool) error {
 	}
 	m.j = j
 	if err := m.detect(); err != nil {
+		m.rep.State = Down
 		return err
 	}
 	m.rep.Flavor = m.flavor.Name

@@ -34,14 +34,14 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldWorkers: len(old.Workers), Workers: want}
 	// The journal says Spawning before USR2 is sent, so that a crash right
 	// after it leaves a record to resume from.
-	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", m.flavor.Upgrade, old.ID)); err != nil {
+	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
 		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
 	}
 	if err := m.signal(old.ID, m.flavor.Upgrade); err != nil {
 		m.mustRecord(EvBreak, err.Error())
-		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, m.flavor.Upgrade, err))
+		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, SignalName(m.flavor.Upgrade), err))
 	}
-	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", m.flavor.Upgrade, old.ID.PID, m.opts.SpawnTimeout)
+	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", SignalName(m.flavor.Upgrade), old.ID.PID, m.opts.SpawnTimeout)
 	nu, err := m.spawn(ctx, old, want)
 	if err != nil {
 		return m.fail(ctx, "spawn", err)
@@ -75,7 +75,7 @@ func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
 		if m.rep.Advice == "" {
 			m.rep.Advice = "finish it with 'baton upgrade commit' or 'baton upgrade rollback'"
 		}
-		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, m.flavor.Upgrade)
+		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, SignalName(m.flavor.Upgrade))
 	}
 	old := v.Old
 	if old == nil {
@@ -172,7 +172,7 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterO
 		}
 		if om == nil || om.ID != old.ID {
 			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
-				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet (%s ignores %s while an upgrade is pending; nginx also while its parent is the process that started it: see its error log)", m.opts.Pidfile, oldPath, m.flavor.Name, m.flavor.Upgrade), nil
+				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet (%s ignores %s while an upgrade is pending; nginx also while its parent is the process that started it: see its error log)", m.opts.Pidfile, oldPath, m.flavor.Name, SignalName(m.flavor.Upgrade)), nil
 			}
 			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
 				return false, "", fmt.Errorf("the old master %s died", old.ID)
@@ -230,13 +230,13 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterO
 // drain stops the old master's workers.
 func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	fl := m.flavor
-	if err := m.record(EvDrain, 0, fmt.Sprintf("%s to %s", fl.Drain, old.ID)); err != nil {
+	if err := m.record(EvDrain, 0, fmt.Sprintf("%s to %s", SignalName(fl.Drain), old.ID)); err != nil {
 		m.warn("%v", err)
 	}
 	if err := m.signal(old.ID, fl.Drain); err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
-	sent := fl.Drain.String()
+	sent := SignalName(fl.Drain)
 	if fl.DrainStep != 0 {
 		// Sent whether or not Drain was honoured: both are idempotent once
 		// the workers are gone (unicorn and gunicorn stop at zero or one).
@@ -245,7 +245,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 				return fmt.Errorf("drain: %w", err)
 			}
 		}
-		sent += fmt.Sprintf(" and %d×%s", max(len(old.Workers)-fl.DrainFloor, 0), fl.DrainStep)
+		sent += fmt.Sprintf(" and %d×%s", max(len(old.Workers)-fl.DrainFloor, 0), SignalName(fl.DrainStep))
 	}
 	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
 		if why := fl.DrainIgnored(m.sys.Facts(old.ID.PID)); why != "" {
@@ -389,11 +389,11 @@ func (m *Machine) adopt(v Verdict) {
 // commit stops the old master and checks the new one took over.
 func (m *Machine) commit(ctx context.Context) error {
 	oldID, newID := m.j.Old, m.j.New
-	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", m.flavor.Stop, oldID)); err != nil {
+	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Stop), oldID)); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	if oldID.PID != 0 {
-		m.step("commit", "sent %s to old master %d", m.flavor.Stop, oldID.PID)
+		m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
 		if err := m.stop(ctx, oldID, nil); err != nil {
 			m.mustRecord(EvBreak, err.Error())
 			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
@@ -453,7 +453,7 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 		defer p.Close()
 		for i, sig := range []syscall.Signal{m.flavor.Stop, m.flavor.Terminate, ForceKill} {
 			if i > 0 {
-				m.step("stop", "master %d still runs after %v: sending %s", id.PID, m.opts.StopTimeout, sig)
+				m.step("stop", "master %d still runs after %v: sending %s", id.PID, m.opts.StopTimeout, SignalName(sig))
 			}
 			if err := p.Signal(sig); err != nil {
 				if gone(err) {
@@ -471,7 +471,7 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 				return ctx.Err()
 			}
 			if sig == ForceKill {
-				return fmt.Errorf("master %d survived %s: %w", id.PID, sig, err)
+				return fmt.Errorf("master %d survived %s: %w", id.PID, SignalName(sig), err)
 			}
 		}
 	} else if !gone(err) {
@@ -571,7 +571,7 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 				return broke(fmt.Errorf("respawn: %w", err))
 			}
 		}
-		m.step("rollback", "sent %d×%s to old master %d: %d of %d workers", count, fl.Respawn, oldID.PID, n, want)
+		m.step("rollback", "sent %d×%s to old master %d: %d of %d workers", count, SignalName(fl.Respawn), oldID.PID, n, want)
 		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
 			n, err := oldWorkers()
 			if err != nil {
@@ -608,7 +608,7 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		if st, err := m.sys.Info(newID.PID); err == nil && st.Identity() == newID {
 			workers = m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
 		}
-		m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", newID.PID, fl.Stop, fl.Terminate, ForceKill, m.opts.StopTimeout)
+		m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
 		if err := m.stop(ctx, newID, workers); err != nil {
 			return broke(fmt.Errorf("stop the new master: %w", err))
 		}

@@ -1,16 +1,335 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/batonhq/baton/upgrade"
 )
 
-// upgradeCommand is a placeholder until its issue lands.
+// upgradeCommand is `baton upgrade start|commit|rollback|status`.
 func upgradeCommand() *cli.Command {
 	return &cli.Command{
-		Name:   "upgrade",
-		Hidden: true,
-		Action: func(*cli.Context) error { return errors.New("upgrade: not built yet") },
+		Name:  "upgrade",
+		Usage: "upgrade a running master (nginx, unicorn, gunicorn, baton) without dropping a request",
+		Description: `The upgrade is a checked state machine, journaled next to the pid file
+(<pidfile>.upgrade.json) and locked (<pidfile>.upgrade.lock), so every verb
+works in a later invocation and after a crash:
+
+   start     preflight, USR2, verify the new master, drain the old workers,
+             verify; stops with both masters alive unless --commit
+   commit    stop the old master; the new one stays
+   rollback  bring the old workers back, stop the new master, restore the
+             pid file
+   status    what runs, what the pid files and the journal say, health
+
+EXAMPLES:
+   baton upgrade start --pidfile /run/nginx.pid --preflight 'nginx -t' \
+       --check http://127.0.0.1/health
+   baton upgrade commit --pidfile /run/nginx.pid
+   baton upgrade rollback --pidfile /run/nginx.pid
+   baton upgrade start --pidfile /run/app.pid --check unix:/run/app.sock:/health --commit
+   baton upgrade status --pidfile /run/unicorn.pid --json
+
+` + exitCodesHelp,
+		Subcommands: []*cli.Command{
+			upgradeStartCommand(),
+			upgradeVerbCommand("commit", "stop the old master of an upgrade left by 'upgrade start'", (*upgrade.Machine).Commit),
+			upgradeVerbCommand("rollback", "return to the old master: its workers back, the new master stopped, the pid file restored", (*upgrade.Machine).Rollback),
+			upgradeStatusCommand(),
+		},
+	}
+}
+
+func pidfileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pidfile", Usage: "the master's pid file", EnvVars: []string{"BATON_PIDFILE"}, Required: true}
+}
+
+func flavorFlag() cli.Flag {
+	return &cli.StringFlag{Name: "flavor", Value: "auto", Usage: "auto, or one of " + strings.Join(upgrade.FlavorNames(), ", "), EnvVars: []string{"BATON_FLAVOR"}}
+}
+
+func checkFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD", EnvVars: []string{"BATON_CHECK"}},
+		&cli.BoolFlag{Name: "check-insecure", Usage: "do not verify TLS certificates of https checks", EnvVars: []string{"BATON_CHECK_INSECURE"}},
+	}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout (progress stays on stderr)", EnvVars: []string{"BATON_JSON"}}
+}
+
+func durationFlag(name string, def time.Duration, usage string) cli.Flag {
+	return &cli.DurationFlag{Name: name, Value: def, Usage: usage, EnvVars: []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}}
+}
+
+func upgradeStartCommand() *cli.Command {
+	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
+	flags = append(flags, checkFlags()...)
+	flags = append(flags,
+		&cli.StringFlag{Name: "preflight", Usage: "shell command that must succeed before anything is signalled, e.g. 'nginx -t'", EnvVars: []string{"BATON_PREFLIGHT"}},
+		&cli.IntFlag{Name: "workers", Usage: "workers the new master must have (default: as many as the old)", EnvVars: []string{"BATON_WORKERS"}},
+		durationFlag("spawn-timeout", 30*time.Second, "time for the new master to be up, verified and healthy"),
+		durationFlag("drain-timeout", 30*time.Second, "time for the old workers to exit"),
+		durationFlag("verify-for", 2*time.Second, "how long the checks must keep passing against the new generation"),
+		durationFlag("stop-timeout", 10*time.Second, "grace period of each step of stopping a master (graceful, fast, KILL)"),
+		&cli.BoolFlag{Name: "commit", Usage: "commit after verify instead of stopping with both masters alive", EnvVars: []string{"BATON_COMMIT"}},
+		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failed check, leave both masters as they are (exit 4) instead of rolling back", EnvVars: []string{"BATON_NO_AUTO_ROLLBACK"}},
+		jsonFlag(),
+	)
+	return &cli.Command{
+		Name:      "start",
+		Usage:     "start an upgrade: preflight, spawn, drain, verify (and commit with --commit)",
+		ArgsUsage: " ",
+		Description: `Sends USR2 to the master named by --pidfile once the preflight passes,
+then checks, each within its timeout, that <pidfile>.oldbin (gunicorn:
+<pidfile>.2) names the right masters, the new master is a child of the old
+one, has its workers, holds the same listening sockets and passes the
+checks; drains the old workers (WINCH, or TTOU where the master ignores
+WINCH) and keeps checking for --verify-for. Any failure after USR2 rolls
+back unless --no-auto-rollback. Without --commit both masters stay alive:
+'baton upgrade commit' or 'baton upgrade rollback' finish it.
+
+EXAMPLES:
+   baton upgrade start --pidfile /run/nginx.pid --preflight '/usr/sbin/nginx -t' \
+       --check http://127.0.0.1:8080/health
+   baton upgrade start --pidfile /run/unicorn.pid --check tcp://127.0.0.1:8080 --commit
+   BATON_PIDFILE=/run/app.pid baton upgrade start --workers 4 --json
+
+` + exitCodesHelp,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			opts, err := machineOptions(c)
+			if err != nil {
+				return err
+			}
+			opts.Preflight = c.String("preflight")
+			opts.Workers = c.Int("workers")
+			opts.SpawnTimeout = c.Duration("spawn-timeout")
+			opts.DrainTimeout = c.Duration("drain-timeout")
+			opts.VerifyFor = c.Duration("verify-for")
+			if opts.VerifyFor == 0 {
+				opts.VerifyFor = -1 // an explicit 0: no verify period
+			}
+			opts.StopTimeout = c.Duration("stop-timeout")
+			opts.Commit = c.Bool("commit")
+			opts.NoAutoRollback = c.Bool("no-auto-rollback")
+			return runMachine(c, opts, (*upgrade.Machine).Start)
+		},
+	}
+}
+
+func upgradeVerbCommand(name, usage string, verb func(*upgrade.Machine, context.Context) (*upgrade.Report, error)) *cli.Command {
+	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
+	flags = append(flags, checkFlags()...)
+	flags = append(flags,
+		durationFlag("stop-timeout", 10*time.Second, "grace period of each step of stopping a master (graceful, fast, KILL)"),
+		durationFlag("spawn-timeout", 30*time.Second, "time for the old master's workers to come back (rollback)"),
+		jsonFlag(),
+	)
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: " ",
+		Description: `Resumes from the journal and from what it observes: it works after
+'baton upgrade start' ended, after a crash of the orchestrator, or after the
+masters changed behind its back (it says what it found).
+
+EXAMPLES:
+   baton upgrade ` + name + ` --pidfile /run/nginx.pid --check http://127.0.0.1/health
+   baton upgrade ` + name + ` --pidfile /run/app.pid --json
+
+` + exitCodesHelp,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			opts, err := machineOptions(c)
+			if err != nil {
+				return err
+			}
+			opts.StopTimeout = c.Duration("stop-timeout")
+			opts.SpawnTimeout = c.Duration("spawn-timeout")
+			return runMachine(c, opts, verb)
+		},
+	}
+}
+
+func upgradeStatusCommand() *cli.Command {
+	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
+	flags = append(flags, checkFlags()...)
+	flags = append(flags, jsonFlag())
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show masters, workers, listeners, pid files, journal and health; change nothing",
+		ArgsUsage: " ",
+		Description: `Exit status 0, or 4 when the state is inconsistent (the advice says what
+to do), 2 when the pid file names no master.
+
+EXAMPLES:
+   baton upgrade status --pidfile /run/nginx.pid
+   baton upgrade status --pidfile /run/app.pid --check http://127.0.0.1:8080/health --json`,
+		Flags: flags,
+		Action: func(c *cli.Context) error {
+			opts, err := machineOptions(c)
+			if err != nil {
+				return err
+			}
+			opts.Progress = nil
+			return runMachine(c, opts, (*upgrade.Machine).Status)
+		},
+	}
+}
+
+// machineOptions reads the flags every verb shares.
+func machineOptions(c *cli.Context) (upgrade.Options, error) {
+	if c.NArg() > 0 {
+		return upgrade.Options{}, usageErrorf("upgrade %s: unexpected argument %q", c.Command.Name, c.Args().First())
+	}
+	opts := upgrade.Options{
+		Pidfile: c.String("pidfile"),
+		Flavor:  c.String("flavor"),
+	}
+	for _, spec := range c.StringSlice("check") {
+		chk, err := upgrade.ParseCheck(spec)
+		if err != nil {
+			return opts, withCode(exitUsage, err)
+		}
+		chk.InsecureTLS = c.Bool("check-insecure")
+		opts.Checks = append(opts.Checks, chk)
+	}
+	errw := c.App.ErrWriter
+	if errw == nil {
+		errw = os.Stderr
+	}
+	opts.Progress = func(s upgrade.Step) { fmt.Fprintf(errw, "baton: %s\n", s) }
+	return opts, nil
+}
+
+// runMachine runs one verb with a context that SIGINT and SIGTERM cancel,
+// prints the result and maps the error to an exit code.
+func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine, context.Context) (*upgrade.Report, error)) error {
+	m, err := upgrade.New(opts)
+	if err != nil {
+		return withCode(exitCode(err, false), err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := verb(m, ctx)
+	out := c.App.Writer
+	if out == nil {
+		out = os.Stdout
+	}
+	status := c.Command.Name == "status"
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if rep != nil {
+			_ = enc.Encode(rep)
+		}
+	} else if rep != nil {
+		printReport(out, rep, status)
+	}
+	if err == nil && status && rep != nil && rep.State == upgrade.Inconsistent {
+		return withCode(exitInconsistent, fmt.Errorf("upgrade status: inconsistent: %s", rep.Advice))
+	}
+	if err != nil {
+		return withCode(exitCode(err, !status), err)
+	}
+	return nil
+}
+
+// exitCode maps the upgrade package's sentinels to exit codes. An error
+// without one is 4 when signals may have been sent, 1 otherwise.
+func exitCode(err error, mutating bool) int {
+	switch {
+	case errors.Is(err, upgrade.ErrBadInput), errors.Is(err, upgrade.ErrNotRunning),
+		errors.Is(err, upgrade.ErrPreflight), errors.Is(err, upgrade.ErrIllegalTransition):
+		return exitUsage
+	case errors.Is(err, upgrade.ErrLocked), errors.Is(err, upgrade.ErrUpgradePending):
+		return exitBusy
+	case errors.Is(err, upgrade.ErrRolledBack):
+		return exitFailed
+	case errors.Is(err, upgrade.ErrInconsistent):
+		return exitInconsistent
+	case mutating:
+		return exitInconsistent
+	}
+	return exitFailed
+}
+
+// printReport writes the report for people.
+func printReport(w io.Writer, r *upgrade.Report, full bool) {
+	fmt.Fprintf(w, "state:    %s\n", r.State)
+	fmt.Fprintf(w, "pidfile:  %s", r.Pidfile)
+	if r.Flavor != "" {
+		fmt.Fprintf(w, " (%s)", r.Flavor)
+	}
+	fmt.Fprintln(w)
+	master := func(role string, m *upgrade.MasterObs) {
+		if m == nil {
+			return
+		}
+		fmt.Fprintf(w, "%s master: pid %d (%s), %d workers %v, binary %s\n", role, m.ID.PID, m.ID, len(m.Workers), m.Workers, m.Binary)
+		if m.BinaryGone {
+			fmt.Fprintf(w, "    binary replaced on disk — an upgrade is due\n")
+		}
+		if full {
+			for _, l := range m.Listeners {
+				fmt.Fprintf(w, "    listener fd %d %s %s (inode %d)\n", l.FD, l.Network, l.Addr, l.Inode)
+			}
+			if len(m.ChildMasters) > 0 {
+				fmt.Fprintf(w, "    new master starting: %v\n", m.ChildMasters)
+			}
+		}
+	}
+	master("old", r.Old)
+	master("new", r.New)
+	if full {
+		for _, f := range r.Files {
+			switch {
+			case !f.Exists:
+				fmt.Fprintf(w, "file:     %s: absent\n", f.Path)
+			case f.Err != "":
+				fmt.Fprintf(w, "file:     %s: %s\n", f.Path, f.Err)
+			case f.Master != nil:
+				fmt.Fprintf(w, "file:     %s: pid %d (running)\n", f.Path, f.PID)
+			default:
+				fmt.Fprintf(w, "file:     %s: pid %d (not running)\n", f.Path, f.PID)
+			}
+		}
+		if r.Journal != nil {
+			fmt.Fprintf(w, "journal:  %s since %s (%d transitions), old %s, new %s\n", r.Journal.State, r.Journal.Updated.Format(time.RFC3339), len(r.Journal.Transitions), r.Journal.Old, r.Journal.New)
+		} else {
+			fmt.Fprintf(w, "journal:  none\n")
+		}
+		if r.LockHolder != 0 {
+			fmt.Fprintf(w, "lock:     held by pid %d: an upgrade is running\n", r.LockHolder)
+		}
+	}
+	for _, h := range r.Health {
+		if h.OK {
+			fmt.Fprintf(w, "health:   %s ok\n", h.Check)
+		} else {
+			fmt.Fprintf(w, "health:   %s FAILED: %s\n", h.Check, h.Error)
+		}
+	}
+	for _, f := range r.Findings {
+		fmt.Fprintf(w, "found:    %s\n", f)
+	}
+	for _, s := range r.Warnings {
+		fmt.Fprintf(w, "warning:  %s\n", s)
+	}
+	if r.Advice != "" {
+		fmt.Fprintf(w, "advice:   %s\n", r.Advice)
 	}
 }
