@@ -11,11 +11,43 @@
 // pidfds (Linux 5.3+) it holds a pidfd and signals through pidfd_send_signal(2);
 // elsewhere it re-checks the start time before every kill(2).
 //
+// Opening is race-free too: [OpenIdentity] checks the start time, calls
+// pidfd_open(2), then checks the start time again. If the pid still shows the
+// same start time after the pidfd exists, the pidfd refers to that process (a
+// pid cannot pass from one process to another and back).
+//
+// # Waiting
+//
+// [Process.Wait] works for any process, not only children: it blocks in
+// poll(2) on the pidfd, which becomes readable when the process exits (reaped
+// or not), together with an eventfd that a cancelled context or [Process.Close]
+// writes to. Without pidfds it re-reads /proc/PID/stat with exponential
+// backoff from 1ms to 50ms, so it notices an exit up to ~50ms late.
+//
 // # Zombies
 //
 // An exited process that its parent has not reaped stays in /proc in state Z.
 // Containers whose PID 1 never reaps keep such zombies for a long time, so every
-// function here treats a zombie as gone.
+// function here treats a zombie as gone, except [Info], which describes it
+// (State 'Z', no exe, cwd or command line) so that it can be reported.
+// Errors for gone processes wrap [ErrGone] and [io/fs.ErrNotExist].
+//
+// # Start time
+//
+// [Stat.StartTime] and [StartTime] are the boot instant (CLOCK_REALTIME minus
+// CLOCK_BOOTTIME, read at the call) plus the start ticks divided by
+// [ClockTicks], which is USER_HZ = 100 on Linux. /proc/stat's btime is rounded
+// to the second and is not used. A wall clock stepped after the process
+// started moves the result with it: compare identities, not times.
+//
+// # Roles
+//
+// [Stat.Role] reads the titles nginx, unicorn (and Rainbows!) and gunicorn
+// write over their argv ("nginx: master process ...", "unicorn worker[0] ...")
+// and recognises "baton run". The rewritten argv area reads as one string
+// with spaces padded by NULs, not as separate arguments. gunicorn sets titles
+// only when the Python setproctitle module is installed; Debian's gunicorn
+// does not depend on it, and then its role is unknown.
 //
 // # Listeners
 //
@@ -24,4 +56,25 @@
 // unix). Two processes that hold the same inode hold the same socket: that is
 // how an upgrade proves a new master inherited its listeners rather than bound
 // new ones.
+//
+// # Pitfalls
+//
+//   - The command name in /proc/PID/stat is printed unescaped between
+//     parentheses and may contain spaces, ')' and newlines; [ParseStat] ends it
+//     at the last ')'.
+//   - Files of one process are read relative to an open /proc/PID directory:
+//     after that process is reaped they fail instead of silently describing the
+//     process that got its pid next.
+//   - /proc/PID/stat's state is the main thread's: a multi-threaded process
+//     whose main thread sleeps reads 'S' while other threads run.
+//   - pidfd_send_signal(2) and kill(2) succeed on a zombie; Signal checks for
+//     exit first and reports ErrGone.
+//   - Reading another user's /proc/PID/exe, cwd or fd needs CAP_SYS_PTRACE:
+//     Info leaves Exe and Cwd empty then, Listeners returns a permission error.
+//   - tcp addresses in /proc/net are 32-bit words in host byte order
+//     (127.0.0.1 reads "0100007F" on x86); a unix socket path containing a
+//     newline spills onto the next line of /proc/net/unix and is cut there.
+//   - Without pidfds (Linux < 5.3, or a seccomp filter) a signal can still
+//     reach a recycled pid if the process exits, is reaped and its pid reused
+//     in the microseconds between the start-time check and kill(2).
 package procs

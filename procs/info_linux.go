@@ -3,7 +3,6 @@
 package procs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -226,27 +225,6 @@ func info(pid int) (Stat, error) {
 
 func linkUnreadable(err error) bool {
 	return errors.Is(err, ErrGone) || errors.Is(err, fs.ErrPermission)
-}
-
-// parseStatusUID returns the real uid from the "Uid:" line of
-// /proc/PID/status ("Uid:\treal\teffective\tsaved\tfs").
-func parseStatusUID(status []byte) (int, error) {
-	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
-			break
-		}
-		uid, ok := parseDecimalU64(string(f[0]))
-		if !ok || uid > 1<<32-1 {
-			break
-		}
-		return int(uid), nil
-	}
-	return 0, fmt.Errorf("procs: parse status: %w: no Uid line", errMalformed)
 }
 
 func startTime(pid int) (time.Time, error) {

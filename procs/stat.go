@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -153,4 +154,25 @@ func splitCmdline(b []byte) []string {
 // (d_path(9), fs/d_path.c).
 func cutDeleted(target string) (string, bool) {
 	return strings.CutSuffix(target, " (deleted)")
+}
+
+// parseStatusUID returns the real uid from the "Uid:" line of
+// /proc/PID/status ("Uid:\treal\teffective\tsaved\tfs").
+func parseStatusUID(status []byte) (int, error) {
+	for line := range bytes.Lines(status) {
+		rest, ok := bytes.CutPrefix(line, []byte("Uid:"))
+		if !ok {
+			continue
+		}
+		f := bytes.Fields(rest)
+		if len(f) == 0 {
+			break
+		}
+		uid, ok := parseDecimalU64(string(f[0]))
+		if !ok || uid > 1<<32-1 {
+			break
+		}
+		return int(uid), nil
+	}
+	return 0, fmt.Errorf("procs: parse status: %w: no Uid line", errMalformed)
 }
