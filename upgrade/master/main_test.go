@@ -163,6 +163,7 @@ func helperWorker() int {
 		fmt.Fprintln(os.Stderr, "helper-worker: crashing as asked")
 		return 3
 	}
+	env := os.Environ() // before activation unsets LISTEN_*
 	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
 		fmt.Fprintf(os.Stderr, "helper-worker: LISTEN_PID=%q is not my pid %d\n", os.Getenv("LISTEN_PID"), os.Getpid())
 		return 4
@@ -179,13 +180,29 @@ func helperWorker() int {
 		os.Getpid(), os.Getenv(envWorkerVersion))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, tag) })
-	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(os.Environ()) })
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) { json.NewEncoder(w).Encode(env) })
 	mux.HandleFunc("/cwd", func(w http.ResponseWriter, r *http.Request) {
 		cwd, _ := os.Readlink("/proc/self/cwd")
 		fmt.Fprintln(w, cwd)
 	})
-	mux.HandleFunc("/usr1", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, usr1.Load()) })
-	srv := &http.Server{Handler: mux}
+	mux.HandleFunc("/usr1", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "worker=%s usr1=%d\n", os.Getenv("BATON_WORKER"), usr1.Load())
+	})
+	// Count connections: the drain below waits for them itself, because
+	// http.Server.Shutdown drops a request it reads after shutdown began
+	// (net/http server.go: readRequest, then "if c.server.shuttingDown()
+	// { return }"), which a client on a fresh connection sees as EOF.
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	srv := &http.Server{Handler: mux, ConnState: func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		if st == http.StateClosed || st == http.StateHijacked {
+			delete(conns, c)
+		} else {
+			conns[c] = true
+		}
+	}}
 	for _, l := range lns {
 		go srv.Serve(l)
 	}
@@ -199,9 +216,21 @@ func helperWorker() int {
 			usr1.Add(1)
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srv.Shutdown(ctx)
-		cancel()
+		// Stop accepting; answer what was accepted with Connection: close;
+		// close idle keep-alive connections; exit when none is left.
+		srv.SetKeepAlivesEnabled(false)
+		for _, l := range lns {
+			l.Close()
+		}
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			srv.SetKeepAlivesEnabled(false) // closes connections that went idle since
+			mu.Lock()
+			n := len(conns)
+			mu.Unlock()
+			if n == 0 {
+				break
+			}
+		}
 		return 0
 	}
 	return 0
@@ -275,15 +304,15 @@ func (f *fakeSystemd) String() string {
 
 // harness runs one master helper and what it starts.
 type harness struct {
-	t       *testing.T
-	ctx     context.Context
-	dir     string
-	bin     string // the program started as master (and workers)
-	opts    testOpts
-	sd      *fakeSystemd
-	log     string // the masters' stderr
-	cmd     *exec.Cmd
-	pid     int // the first master
+	t        *testing.T
+	ctx      context.Context
+	dir      string
+	bin      string // the program started as master (and workers)
+	opts     testOpts
+	sd       *fakeSystemd
+	log      string // the masters' stderr
+	cmd      *exec.Cmd
+	pid      int // the first master
 	extraEnv []string
 }
 
@@ -326,6 +355,13 @@ func newHarness(t *testing.T, opts testOpts, bin string) *harness {
 // start starts the master and waits until its first generation is ready.
 func (h *harness) start() {
 	h.t.Helper()
+	h.startNoWait()
+	h.waitReady(h.pid)
+}
+
+// startNoWait starts the master and waits for its status file.
+func (h *harness) startNoWait() {
+	h.t.Helper()
 	helpersUsed.Store("helper-master", true)
 	data, _ := json.Marshal(h.opts)
 	logf, err := os.OpenFile(h.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -354,7 +390,7 @@ func (h *harness) start() {
 			h.t.Logf("master log:\n%s", data)
 		}
 	})
-	h.waitReady(h.pid)
+	h.waitStatus(h.pid, "a status file", func(upgrade.MasterStatus) bool { return true })
 }
 
 // statusOf reads the status file of master pid.

@@ -376,6 +376,7 @@ func (m *master) reload() {
 	m.cfg = cfg
 	m.want = cfg.workers
 	m.draining = false
+	m.syncChildGeneration()
 	if !m.reloading {
 		m.reloading = true
 		m.sd.notify("RELOADING=1")

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade"
 )
 
 // upgrade starts a new master from the binary on disk (USR2): the pid file
@@ -99,7 +100,12 @@ func (m *master) childExited(cmd *exec.Cmd, err error) {
 		return
 	}
 	pid := m.childPID
+	m.syncChildGeneration()
 	m.child, m.childPID = nil, 0
+	// A killed master leaves its status file; it describes nothing now.
+	if err := os.Remove(upgrade.StatusPath(m.cfg.pidfile, pid)); err == nil {
+		m.log.Info("removed the status file the new master left", "new_master", pid)
+	}
 	if m.stopping {
 		return
 	}
@@ -153,3 +159,16 @@ func (m *master) parentGone(p *procs.Process) {
 
 // describe is for log lines about the hand-over.
 func (l inherited) String() string { return fmt.Sprintf("fd %d for %s", l.FD, l.Spec) }
+
+// syncChildGeneration keeps generation numbers unique across masters: a
+// generation this master starts after its child ran is numbered after the
+// child's, read from the child's status file.
+func (m *master) syncChildGeneration() {
+	if m.child == nil {
+		return
+	}
+	st, err := upgrade.ReadStatus(upgrade.StatusPath(m.cfg.pidfile, m.childPID))
+	if err == nil && st.Generation > m.genNum {
+		m.genNum = st.Generation
+	}
+}

@@ -70,9 +70,8 @@ func TestSignals(t *testing.T) {
 		// worker answers on the shared socket, so poll until all reported.
 		seen := map[string]bool{}
 		h.waitFor("USR1 counted by both workers", func() bool {
-			body := h.get(st, "/")
-			w := strings.Fields(body)[2]
-			if h.get(st, "/usr1") == "1\n" {
+			w, n, _ := strings.Cut(strings.TrimSpace(h.get(st, "/usr1")), " ")
+			if n == "usr1=1" {
 				seen[w] = true
 			}
 			return len(seen) == 2
