@@ -84,12 +84,20 @@ func (d procDir) pathError(op, name string, err error) error {
 	return &fs.PathError{Op: op, Path: d.path(name), Err: err}
 }
 
-func (d procDir) read(name string) ([]byte, error) {
+// open opens the file name below d.
+func (d procDir) open(name string) (*os.File, error) {
 	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, d.pathError("open", name, err)
 	}
-	f := os.NewFile(uintptr(fd), d.path(name))
+	return os.NewFile(uintptr(fd), d.path(name)), nil
+}
+
+func (d procDir) read(name string) ([]byte, error) {
+	f, err := d.open(name)
+	if err != nil {
+		return nil, err
+	}
 	defer f.Close()
 	b, err := io.ReadAll(f)
 	if err != nil {
@@ -164,15 +172,36 @@ func readLiveStat(pid int) (Stat, error) {
 // CLOCK_BOOTTIME; /proc/stat btime is rounded to a second and would be up
 // to a second off. It is computed on every call because the wall clock can be
 // stepped (NTP, settimeofday).
+//
+// The two clocks are read one after the other; a preemption between the two
+// reads would shift the result, so CLOCK_REALTIME is read before and after
+// CLOCK_BOOTTIME, the tightest of a few tries is kept, and the midpoint of its
+// two realtime reads is used.
 func bootTime() (time.Time, error) {
-	var rt, bt unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt); err != nil {
-		return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_REALTIME): %w", err)
+	var best time.Time
+	bestSpread := time.Duration(-1)
+	for range 3 {
+		var rt1, bt, rt2 unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt1); err != nil {
+			return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_REALTIME): %w", err)
+		}
+		if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt); err != nil {
+			return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_BOOTTIME): %w", err)
+		}
+		if err := unix.ClockGettime(unix.CLOCK_REALTIME, &rt2); err != nil {
+			return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_REALTIME): %w", err)
+		}
+		t1, t2 := time.Unix(rt1.Unix()), time.Unix(rt2.Unix())
+		spread := t2.Sub(t1)
+		if bestSpread < 0 || spread < bestSpread {
+			bestSpread = spread
+			best = t1.Add(spread / 2).Add(-time.Duration(bt.Nano()))
+		}
+		if spread < 100*time.Microsecond {
+			break
+		}
 	}
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt); err != nil {
-		return time.Time{}, fmt.Errorf("procs: clock_gettime(CLOCK_BOOTTIME): %w", err)
-	}
-	return time.Unix(rt.Unix()).Add(-time.Duration(bt.Nano())), nil
+	return best, nil
 }
 
 func info(pid int) (Stat, error) {

@@ -1,9 +1,11 @@
 package procs
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -35,34 +37,73 @@ type netSocket struct {
 // (include/net/tcp_states.h).
 const tcpListen = "0A"
 
+// A /proc/net table of a busy machine holds one line per socket, tens of
+// thousands of them in TIME_WAIT: the parsers stream it without allocating
+// per line and stop as soon as every inode in pending has been seen.
+// pending nil means: read the whole table.
+
 // parseNetTCP adds the listening sockets of a /proc/net/tcp or tcp6 table to
-// into, keyed by inode. Lines look like
+// into, keyed by inode, and removes every inode it sees from pending. Lines
+// look like
 //
 //	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
 //	0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41236 1 ...
-func parseNetTCP(table []byte, network string, into map[uint64]netSocket) error {
-	for i, line := range splitLines(table) {
-		if i == 0 || len(bytes.TrimSpace(line)) == 0 {
+func parseNetTCP(r io.Reader, network string, pending map[uint64]bool, into map[uint64]netSocket) error {
+	sc := newTableScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if n == 1 || len(bytes.TrimSpace(line)) == 0 {
 			continue // header
 		}
-		f := strings.Fields(string(line))
-		if len(f) < 10 {
-			return fmt.Errorf("procs: parse %s table: %w: line %d has %d fields", network, errMalformed, i+1, len(f))
+		var f [10][]byte
+		rest := line
+		for i := range f {
+			f[i], rest = nextField(rest)
 		}
-		if f[3] != tcpListen {
-			continue
+		if len(f[9]) == 0 {
+			return fmt.Errorf("procs: parse %s table: %w: line %d is short", network, errMalformed, n)
 		}
 		inode, ok := parseDecimalU64(f[9])
 		if !ok {
-			return fmt.Errorf("procs: parse %s table: %w: inode %q", network, errMalformed, f[9])
+			return fmt.Errorf("procs: parse %s table: %w: inode %q on line %d", network, errMalformed, f[9], n)
 		}
-		ap, err := decodeTCPAddr(f[1])
-		if err != nil {
-			return fmt.Errorf("procs: parse %s table: %w", network, err)
+		if pending != nil {
+			if !pending[inode] {
+				continue
+			}
+			delete(pending, inode)
 		}
-		into[inode] = netSocket{network: network, addr: ap.String()}
+		if string(f[3]) == tcpListen {
+			ap, err := decodeTCPAddr(string(f[1]))
+			if err != nil {
+				return fmt.Errorf("procs: parse %s table: %w", network, err)
+			}
+			into[inode] = netSocket{network: network, addr: ap.String()}
+		}
+		if pending != nil && len(pending) == 0 {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("procs: read %s table: %w", network, err)
 	}
 	return nil
+}
+
+func newTableScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	return sc
+}
+
+// nextField returns the first space-separated field of b and what follows it.
+func nextField(b []byte) (field, rest []byte) {
+	b = bytes.TrimLeft(b, " ")
+	end := bytes.IndexByte(b, ' ')
+	if end < 0 {
+		end = len(b)
+	}
+	return b[:end], b[end:]
 }
 
 // decodeTCPAddr decodes a local_address of /proc/net/tcp or tcp6: the
@@ -100,8 +141,8 @@ func decodeTCPAddr(s string) (netip.AddrPort, error) {
 // listening socket in /proc/net/unix.
 const soAcceptCon = 1 << 16
 
-// parseNetUnix adds the listening sockets of a /proc/net/unix table to into.
-// Lines look like
+// parseNetUnix adds the listening sockets of a /proc/net/unix table to into
+// and removes every inode it sees from pending. Lines look like
 //
 //	Num       RefCount Protocol Flags    Type St Inode Path
 //	0000000000000000: 00000002 00000000 00010000 0001 01 41240 /run/app.sock
@@ -112,44 +153,51 @@ const soAcceptCon = 1 << 16
 // newline spills onto a line of its own: such continuation lines do not
 // start with "HEX:" and are skipped, and that socket's Addr is cut at the
 // newline.
-func parseNetUnix(table []byte, into map[uint64]netSocket) error {
-	for i, line := range splitLines(table) {
-		if i == 0 || len(line) == 0 {
+func parseNetUnix(r io.Reader, pending map[uint64]bool, into map[uint64]netSocket) error {
+	sc := newTableScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if n == 1 || len(line) == 0 {
 			continue // header
 		}
-		s := string(line)
-		var tok [7]string
-		rest := s
+		var tok [7][]byte
+		rest := line
 		for k := range tok {
-			rest = strings.TrimLeft(rest, " ")
-			end := strings.IndexByte(rest, ' ')
-			if end < 0 {
-				end = len(rest)
-			}
-			tok[k], rest = rest[:end], rest[end:]
+			tok[k], rest = nextField(rest)
 		}
-		num, ok := strings.CutSuffix(tok[0], ":")
+		num, ok := bytes.CutSuffix(tok[0], []byte(":"))
 		if !ok || !isHex(num) {
 			continue // continuation of a path holding a newline
 		}
-		flags, err := strconv.ParseUint(tok[3], 16, 32)
-		if err != nil {
-			return fmt.Errorf("procs: parse unix table: %w: flags %q on line %d", errMalformed, tok[3], i+1)
-		}
 		inode, ok := parseDecimalU64(tok[6])
 		if !ok {
-			return fmt.Errorf("procs: parse unix table: %w: inode %q on line %d", errMalformed, tok[6], i+1)
+			return fmt.Errorf("procs: parse unix table: %w: inode %q on line %d", errMalformed, tok[6], n)
 		}
-		if flags&soAcceptCon == 0 {
-			continue
+		if pending != nil {
+			if !pending[inode] {
+				continue
+			}
+			delete(pending, inode)
 		}
-		into[inode] = netSocket{network: "unix", addr: strings.TrimPrefix(rest, " ")}
+		flags, err := strconv.ParseUint(string(tok[3]), 16, 32)
+		if err != nil {
+			return fmt.Errorf("procs: parse unix table: %w: flags %q on line %d", errMalformed, tok[3], n)
+		}
+		if flags&soAcceptCon != 0 {
+			into[inode] = netSocket{network: "unix", addr: string(bytes.TrimPrefix(rest, []byte(" ")))}
+		}
+		if pending != nil && len(pending) == 0 {
+			return nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("procs: read unix table: %w", err)
 	}
 	return nil
 }
 
-func isHex(s string) bool {
-	if s == "" {
+func isHex(s []byte) bool {
+	if len(s) == 0 {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -159,10 +207,6 @@ func isHex(s string) bool {
 		}
 	}
 	return true
-}
-
-func splitLines(b []byte) [][]byte {
-	return bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
 }
 
 // socketInode returns INODE from a /proc/PID/fd link "socket:[INODE]".

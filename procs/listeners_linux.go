@@ -54,33 +54,26 @@ func listeners(pid int) ([]Listener, error) {
 		return nil, stillLive(d)
 	}
 
-	// The tables of the process's own network namespace.
+	// The tables of the process's own network namespace. Every socket is
+	// in exactly one table, so reading stops once all of the process's
+	// sockets were seen; unix first, as it is short and holds the
+	// socketpairs masters keep to their workers.
+	pending := make(map[uint64]bool, len(socks))
+	for _, s := range socks {
+		pending[s.inode] = true
+	}
 	table := make(map[uint64]netSocket)
 	for _, t := range []struct {
 		name, network string
 	}{
+		{"net/unix", "unix"},
 		{"net/tcp", "tcp"},
 		{"net/tcp6", "tcp6"},
-		{"net/unix", "unix"},
 	} {
-		b, err := d.read(t.name)
-		if errors.Is(err, ErrGone) {
-			// ENOENT for a table means the protocol is not there (IPv6
-			// disabled) if the process still is.
-			if _, serr := d.stat(); serr != nil {
-				return nil, serr
-			}
-			continue
+		if len(pending) == 0 {
+			break
 		}
-		if err != nil {
-			return nil, err
-		}
-		if t.network == "unix" {
-			err = parseNetUnix(b, table)
-		} else {
-			err = parseNetTCP(b, t.network, table)
-		}
-		if err != nil {
+		if err := readTable(d, t.name, t.network, pending, table); err != nil {
 			return nil, fmt.Errorf("procs: listeners of %d: %w", pid, err)
 		}
 	}
@@ -109,4 +102,21 @@ func stillLive(d procDir) error {
 		return &goneError{pid: d.pid, zombie: true}
 	}
 	return nil
+}
+
+func readTable(d procDir, name, network string, pending map[uint64]bool, into map[uint64]netSocket) error {
+	f, err := d.open(name)
+	if errors.Is(err, ErrGone) {
+		// ENOENT for a table means the protocol is not there (IPv6
+		// disabled) if the process still is.
+		return stillLive(d)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if network == "unix" {
+		return parseNetUnix(f, pending, into)
+	}
+	return parseNetTCP(f, network, pending, into)
 }

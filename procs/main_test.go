@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -48,6 +49,9 @@ var helpers = map[string]helper{
 	// abstract unix name, prints "NETWORK ADDR INODE" for each, passes the
 	// 127.0.0.1 listener to a sleep helper as fd 3 and prints "child PID".
 	"listen": {run: helperListen, spawns: []string{"sleep"}},
+	// probe PID, run as an unprivileged user, prints what it may see of
+	// PID: "exe= cwd= uid= args=N listeners=ERR signal=ERR".
+	"probe": {run: helperProbe},
 }
 
 var (
@@ -153,6 +157,7 @@ type helperOpts struct {
 	path       string // program to run; default the test binary
 	dir        string
 	extraFiles []*os.File
+	uid        *uint32 // run as this user (and group) instead
 }
 
 var testExe = func() string {
@@ -181,6 +186,9 @@ func startHelper(t *testing.T, name string, opts helperOpts, args ...string) *he
 	cmd.ExtraFiles = opts.extraFiles
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if opts.uid != nil {
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: *opts.uid, Gid: *opts.uid}
+	}
 	cmd.Cancel = func() error { return cmd.Process.Kill() }
 	cmd.WaitDelay = 5 * time.Second
 	stdin, err := cmd.StdinPipe()
@@ -362,4 +370,25 @@ func helperListen(args []string) error {
 	os.Stdout.Close()
 	io.Copy(io.Discard, os.Stdin)
 	return stdin.Close()
+}
+
+func helperProbe(args []string) error {
+	pid, err := strconv.Atoi(args[0])
+	if err != nil {
+		return err
+	}
+	st, err := Info(pid)
+	if err != nil {
+		return err
+	}
+	_, lerr := Listeners(pid)
+	p, err := Open(pid)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	serr := p.Signal(0)
+	fmt.Printf("exe=%q cwd=%q uid=%d args=%d listeners=%v signal=%v\n",
+		st.Exe, st.Cwd, st.UID, len(st.Cmdline), errors.Is(lerr, fs.ErrPermission), errors.Is(serr, fs.ErrPermission))
+	return nil
 }

@@ -1,6 +1,7 @@
 package procs
 
 import (
+	"bytes"
 	"encoding/binary"
 	"maps"
 	"net/netip"
@@ -108,7 +109,7 @@ func TestParseNetTCP(t *testing.T) {
 		"   1: " + lo + " 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000     0        0 41300 1 0000000091cd0d09 20 4 30 10 -1                     \n" +
 		"   2: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41237 1 0000000091cd0d09 100 0 0 10 0                      \n"
 	got := make(map[uint64]netSocket)
-	if err := parseNetTCP([]byte(table), "tcp", got); err != nil {
+	if err := parseNetTCP(strings.NewReader(table), "tcp", nil, got); err != nil {
 		t.Fatal(err)
 	}
 	want := map[uint64]netSocket{
@@ -123,7 +124,7 @@ func TestParseNetTCP(t *testing.T) {
 		"header\n   0: " + lo + " 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 x 1\n",       // inode
 		"header\n   0: 0100007:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 41236 1\n", // address
 	} {
-		if err := parseNetTCP([]byte(bad), "tcp", map[uint64]netSocket{}); err == nil {
+		if err := parseNetTCP(strings.NewReader(bad), "tcp", nil, map[uint64]netSocket{}); err == nil {
 			t.Errorf("parseNetTCP(%q) succeeded", bad)
 		}
 	}
@@ -139,7 +140,7 @@ func TestParseNetUnix(t *testing.T) {
 		"line.sock\n" + // ...spills over
 		"00000000b3a2a1c4: 00000003 00000000 00000000 0001 03 41244 /run/app.sock\n" // accepted connection
 	got := make(map[uint64]netSocket)
-	if err := parseNetUnix([]byte(table), got); err != nil {
+	if err := parseNetUnix(strings.NewReader(table), nil, got); err != nil {
 		t.Fatal(err)
 	}
 	want := map[uint64]netSocket{
@@ -155,7 +156,7 @@ func TestParseNetUnix(t *testing.T) {
 		"header\n0000000066d631b0: 00000002 00000000 0001000X 0001 01 41240 /x\n", // flags
 		"header\n0000000066d631b0: 00000002 00000000 00010000 0001 01 4124x /x\n", // inode
 	} {
-		if err := parseNetUnix([]byte(bad), map[uint64]netSocket{}); err == nil {
+		if err := parseNetUnix(strings.NewReader(bad), nil, map[uint64]netSocket{}); err == nil {
 			t.Errorf("parseNetUnix(%q) succeeded", bad)
 		}
 	}
@@ -167,7 +168,7 @@ func FuzzParseNetUnix(f *testing.F) {
 	f.Add([]byte("h\n0: 1 2 10000 1 1 7 @a b\nspill\n"))                             // abstract with space, spilled line
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got := make(map[uint64]netSocket)
-		if err := parseNetUnix(b, got); err != nil {
+		if err := parseNetUnix(bytes.NewReader(b), nil, got); err != nil {
 			return
 		}
 		for inode, s := range got {

@@ -61,6 +61,8 @@ func (p *Process) Close() error {
 		return nil
 	}
 	p.closed = true
-	close(p.done)
+	if p.done != nil {
+		close(p.done)
+	}
 	return p.closeFD()
 }

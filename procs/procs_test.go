@@ -5,6 +5,7 @@ package procs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -435,5 +436,35 @@ func TestChildren(t *testing.T) {
 	}
 	if !slices.ContainsFunc(mine, func(s Stat) bool { return s.Identity() == h.id }) {
 		t.Errorf("Children(self) = %v, lacks helper %v", mine, h.id)
+	}
+}
+
+// What an unprivileged user sees of root's process: the command line and uid,
+// but not exe, cwd or descriptors (ptrace access mode, proc(5)), and no
+// permission to signal.
+func TestUnprivilegedView(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a helper as another user")
+	}
+	// The helper binary must be reachable by nobody.
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exe := filepath.Join(dir, "probe")
+	b, err := os.ReadFile(testExe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	nobody := uint32(65534)
+	h := startHelper(t, "probe", helperOpts{path: exe, dir: "/", uid: &nobody}, strconv.Itoa(os.Getpid()))
+	want := fmt.Sprintf(`exe="" cwd="" uid=0 args=%d listeners=true signal=true`, len(os.Args))
+	if len(h.lines) != 1 || h.lines[0] != want {
+		t.Errorf("probe saw %q, want %q", h.lines, want)
 	}
 }

@@ -110,8 +110,8 @@ func parseDecimal(s string) (int, bool) {
 	return int(v), true
 }
 
-func parseDecimalU64(s string) (uint64, bool) {
-	if s == "" || len(s) > 20 {
+func parseDecimalU64[T string | []byte](s T) (uint64, bool) {
+	if len(s) == 0 || len(s) > 20 {
 		return 0, false
 	}
 	var v uint64
