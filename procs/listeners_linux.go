@@ -8,6 +8,9 @@ import (
 	"slices"
 )
 
+// useDiag lets tests compare the sock_diag and /proc paths.
+var useDiag = true
+
 func listeners(pid int) ([]Listener, error) {
 	d, err := openProcDir(pid)
 	if err != nil {
@@ -63,10 +66,23 @@ func listeners(pid int) ([]Listener, error) {
 		pending[s.inode] = true
 	}
 	table := make(map[uint64]netSocket)
+	if err := readTable(d, "net/unix", "unix", pending, table); err != nil {
+		return nil, fmt.Errorf("procs: listeners of %d: %w", pid, err)
+	}
+	if len(pending) > 0 && useDiag {
+		if same, err := sameNetns(d); err != nil {
+			return nil, fmt.Errorf("procs: listeners of %d: %w", pid, err)
+		} else if same {
+			if err := diagTCPListeners(table); err == nil {
+				clear(pending)
+			}
+			// Else no inet_diag (module not loaded, netlink filtered):
+			// read the tables.
+		}
+	}
 	for _, t := range []struct {
 		name, network string
 	}{
-		{"net/unix", "unix"},
 		{"net/tcp", "tcp"},
 		{"net/tcp6", "tcp6"},
 	} {

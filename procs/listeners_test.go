@@ -33,44 +33,56 @@ func TestListeners(t *testing.T) {
 	}
 	recordStarted(t, child)
 
-	got, err := Listeners(h.cmd.Process.Pid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("Listeners = %+v, want %d (the established connection is no listener)", got, len(want))
-	}
-	wantNet := map[string]string{"tcp4": "tcp", "tcp6": "tcp6", "unix": "unix"}
-	for i, w := range want {
-		// The helper opened them in order, so their fds ascend.
-		g := got[i]
-		if g.Network != wantNet[w.network] || g.Addr != w.addr || strconv.FormatUint(g.Inode, 10) != w.inode {
-			t.Errorf("listener %d = %+v, want %s %s inode %s", i, g, wantNet[w.network], w.addr, w.inode)
-		}
-		if i > 0 && g.FD <= got[i-1].FD {
-			t.Errorf("listeners not ordered by fd: %+v", got)
-		}
-	}
-	if got[2].Addr != sock || !strings.HasPrefix(got[3].Addr, "@baton-procs-test-") {
-		t.Errorf("unix listeners = %q, %q", got[2].Addr, got[3].Addr)
-	}
+	for _, mode := range []struct {
+		name string
+		diag bool
+	}{
+		{"sock_diag", true},
+		{"proc", false},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			useDiag = mode.diag
+			defer func() { useDiag = true }()
+			got, err := Listeners(h.cmd.Process.Pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("Listeners = %+v, want %d (the established connection is no listener)", got, len(want))
+			}
+			wantNet := map[string]string{"tcp4": "tcp", "tcp6": "tcp6", "unix": "unix"}
+			for i, w := range want {
+				// The helper opened them in order, so their fds ascend.
+				g := got[i]
+				if g.Network != wantNet[w.network] || g.Addr != w.addr || strconv.FormatUint(g.Inode, 10) != w.inode {
+					t.Errorf("listener %d = %+v, want %s %s inode %s", i, g, wantNet[w.network], w.addr, w.inode)
+				}
+				if i > 0 && g.FD <= got[i-1].FD {
+					t.Errorf("listeners not ordered by fd: %+v", got)
+				}
+			}
+			if got[2].Addr != sock || !strings.HasPrefix(got[3].Addr, "@baton-procs-test-") {
+				t.Errorf("unix listeners = %q, %q", got[2].Addr, got[3].Addr)
+			}
 
-	// The child inherited the 127.0.0.1 listener as fd 3: the same socket,
-	// so the same inode.
-	inherited, err := Listeners(child)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(inherited) != 1 || inherited[0].FD != 3 || inherited[0].Inode != got[0].Inode || inherited[0].Addr != got[0].Addr {
-		t.Errorf("child's Listeners = %+v, want fd 3 sharing %+v", inherited, got[0])
-	}
+			// The child inherited the 127.0.0.1 listener as fd 3: the same socket,
+			// so the same inode.
+			inherited, err := Listeners(child)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(inherited) != 1 || inherited[0].FD != 3 || inherited[0].Inode != got[0].Inode || inherited[0].Addr != got[0].Addr {
+				t.Errorf("child's Listeners = %+v, want fd 3 sharing %+v", inherited, got[0])
+			}
 
-	// The test process itself holds no listeners.
-	mine, err := Listeners(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mine) != 0 {
-		t.Errorf("Listeners(self) = %+v, want none", mine)
+			// The test process itself holds no listeners.
+			mine, err := Listeners(os.Getpid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mine) != 0 {
+				t.Errorf("Listeners(self) = %+v, want none", mine)
+			}
+		})
 	}
 }
