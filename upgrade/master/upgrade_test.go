@@ -148,13 +148,15 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			if got := generationsSeen(rs); !slices.Equal(got, want) {
 				t.Errorf("answers came from %v, want %v", got, want)
 			}
+			// The survivor has noticed the other master is gone once it no
+			// longer reports an upgrade pending; the pid files settle before.
+			s := h.waitStatus(survivor, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
 			if got := pidInFile(t, h.opts.PIDFile); got != survivor {
 				t.Errorf("pid file holds %d, want %d", got, survivor)
 			}
 			if _, err := os.Stat(pidfile.OldbinPath(h.opts.PIDFile)); !os.IsNotExist(err) {
 				t.Errorf(".oldbin left behind: %v", err)
 			}
-			s := h.waitStatus(survivor, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
 			if got := listenerInodes(t, survivor); !slices.Equal(got, []uint64{inode}) {
 				t.Errorf("survivor listens on %v, want %d", got, inode)
 			}
