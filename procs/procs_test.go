@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -238,16 +239,19 @@ func TestGonePid(t *testing.T) {
 // kernels before 5.3).
 func newHandle(t *testing.T, id Identity, fallback bool) *Process {
 	t.Helper()
+	if fallback {
+		was := noPidfd.Swap(true) // as after pidfd_open failed with ENOSYS
+		defer noPidfd.Store(was)
+	}
 	p, err := OpenIdentity(id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if fallback {
-		p.mu.Lock()
-		p.closeFD()
-		p.mu.Unlock()
-	} else if p.pidfd < 0 {
+	switch {
+	case fallback && p.pidfd >= 0:
+		t.Fatal("fallback handle holds a pidfd")
+	case !fallback && p.pidfd < 0:
 		t.Skip("kernel has no pidfds")
 	}
 	return p
@@ -466,5 +470,49 @@ func TestUnprivilegedView(t *testing.T) {
 	want := fmt.Sprintf(`exe="" cwd="" uid=0 args=%d listeners=true signal=true`, len(os.Args))
 	if len(h.lines) != 1 || h.lines[0] != want {
 		t.Errorf("probe saw %q, want %q", h.lines, want)
+	}
+}
+
+// Signal, Alive, Wait and Close from many goroutines at once: run under -race.
+func TestConcurrentUse(t *testing.T) {
+	for _, m := range handleModes {
+		t.Run(m.name, func(t *testing.T) {
+			h := startHelper(t, "sleep", helperOpts{})
+			p := newHandle(t, h.id, m.fallback)
+			ctx := testContext(t)
+			var wg sync.WaitGroup
+			errs := make(chan error, 16)
+			for range 4 {
+				wg.Go(func() {
+					if err := p.Wait(ctx); !errors.Is(err, ErrClosed) {
+						errs <- fmt.Errorf("Wait = %v, want ErrClosed", err)
+					}
+				})
+				wg.Go(func() {
+					for range 50 {
+						p.Alive()
+						if err := p.Signal(0); err != nil && !errors.Is(err, ErrClosed) {
+							errs <- fmt.Errorf("Signal(0) = %v", err)
+							return
+						}
+					}
+				})
+			}
+			for range 3 {
+				wg.Go(func() {
+					if err := p.Close(); err != nil {
+						errs <- fmt.Errorf("Close = %v", err)
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			if p.Alive() {
+				t.Error("Alive after Close")
+			}
+		})
 	}
 }
