@@ -386,10 +386,10 @@ func TestUpgradeRefused(t *testing.T) {
 	h.opts.Dir = dir
 	h.start()
 	for _, tc := range []struct {
-		name  string
+		name   string
 		break_ func()
-		fix   func()
-		log   string
+		fix    func()
+		log    string
 	}{
 		{name: "binary-missing", break_: func() { os.Rename(bin, bin+".away") }, fix: func() { os.Rename(bin+".away", bin) },
 			log: "USR2 refused: the baton program is missing"},
