@@ -126,9 +126,9 @@ func (d procDir) stat() (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
-	st, err := ParseStat(b)
+	st, err := parseStat(b)
 	if err != nil {
-		return Stat{}, fmt.Errorf("procs: pid %d: %w", d.pid, err)
+		return Stat{}, fmt.Errorf("procs: parse %s: %w", d.path("stat"), err)
 	}
 	return st, nil
 }
@@ -147,9 +147,9 @@ func readStat(pid int) (Stat, error) {
 		}
 		return Stat{}, err
 	}
-	st, err := ParseStat(b)
+	st, err := parseStat(b)
 	if err != nil {
-		return Stat{}, fmt.Errorf("procs: pid %d: %w", pid, err)
+		return Stat{}, fmt.Errorf("procs: parse %s: %w", name, err)
 	}
 	return st, nil
 }
@@ -226,7 +226,7 @@ func info(pid int) (Stat, error) {
 	}
 	uid, err := parseStatusUID(status)
 	if err != nil {
-		return Stat{}, fmt.Errorf("procs: pid %d: %w", pid, err)
+		return Stat{}, fmt.Errorf("procs: parse %s: %w", d.path("status"), err)
 	}
 	st.UID = uid
 

@@ -61,11 +61,11 @@ func parseNetTCP(r io.Reader, network string, pending map[uint64]bool, into map[
 			f[i], rest = nextField(rest)
 		}
 		if len(f[9]) == 0 {
-			return fmt.Errorf("procs: parse %s table: %w: line %d is short", network, errMalformed, n)
+			return fmt.Errorf("parse %s table: %w: line %d is short", network, errMalformed, n)
 		}
 		inode, ok := parseDecimalU64(f[9])
 		if !ok {
-			return fmt.Errorf("procs: parse %s table: %w: inode %q on line %d", network, errMalformed, f[9], n)
+			return fmt.Errorf("parse %s table: %w: inode %q on line %d", network, errMalformed, f[9], n)
 		}
 		if pending != nil {
 			if !pending[inode] {
@@ -76,7 +76,7 @@ func parseNetTCP(r io.Reader, network string, pending map[uint64]bool, into map[
 		if string(f[3]) == tcpListen {
 			ap, err := decodeTCPAddr(string(f[1]))
 			if err != nil {
-				return fmt.Errorf("procs: parse %s table: %w", network, err)
+				return fmt.Errorf("parse %s table: %w", network, err)
 			}
 			into[inode] = netSocket{network: network, addr: ap.String()}
 		}
@@ -85,7 +85,7 @@ func parseNetTCP(r io.Reader, network string, pending map[uint64]bool, into map[
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("procs: read %s table: %w", network, err)
+		return fmt.Errorf("read %s table: %w", network, err)
 	}
 	return nil
 }
@@ -171,7 +171,7 @@ func parseNetUnix(r io.Reader, pending map[uint64]bool, into map[uint64]netSocke
 		}
 		inode, ok := parseDecimalU64(tok[6])
 		if !ok {
-			return fmt.Errorf("procs: parse unix table: %w: inode %q on line %d", errMalformed, tok[6], n)
+			return fmt.Errorf("parse unix table: %w: inode %q on line %d", errMalformed, tok[6], n)
 		}
 		if pending != nil {
 			if !pending[inode] {
@@ -181,7 +181,7 @@ func parseNetUnix(r io.Reader, pending map[uint64]bool, into map[uint64]netSocke
 		}
 		flags, err := strconv.ParseUint(string(tok[3]), 16, 32)
 		if err != nil {
-			return fmt.Errorf("procs: parse unix table: %w: flags %q on line %d", errMalformed, tok[3], n)
+			return fmt.Errorf("parse unix table: %w: flags %q on line %d", errMalformed, tok[3], n)
 		}
 		if flags&soAcceptCon != 0 {
 			into[inode] = netSocket{network: "unix", addr: string(bytes.TrimPrefix(rest, []byte(" ")))}
@@ -191,7 +191,7 @@ func parseNetUnix(r io.Reader, pending map[uint64]bool, into map[uint64]netSocke
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("procs: read unix table: %w", err)
+		return fmt.Errorf("read unix table: %w", err)
 	}
 	return nil
 }

@@ -67,7 +67,7 @@ func listeners(pid int) ([]Listener, error) {
 	}
 	table := make(map[uint64]netSocket)
 	if err := readTable(d, "net/unix", "unix", pending, table); err != nil {
-		return nil, fmt.Errorf("procs: listeners of %d: %w", pid, err)
+		return nil, err
 	}
 	if len(pending) > 0 && useDiag {
 		if same, err := sameNetns(d); err != nil {
@@ -90,7 +90,7 @@ func listeners(pid int) ([]Listener, error) {
 			break
 		}
 		if err := readTable(d, t.name, t.network, pending, table); err != nil {
-			return nil, fmt.Errorf("procs: listeners of %d: %w", pid, err)
+			return nil, err
 		}
 	}
 	var out []Listener
@@ -132,7 +132,12 @@ func readTable(d procDir, name, network string, pending map[uint64]bool, into ma
 	}
 	defer f.Close()
 	if network == "unix" {
-		return parseNetUnix(f, pending, into)
+		err = parseNetUnix(f, pending, into)
+	} else {
+		err = parseNetTCP(f, network, pending, into)
 	}
-	return parseNetTCP(f, network, pending, into)
+	if err != nil {
+		return fmt.Errorf("procs: %s: %w", d.path(name), err)
+	}
+	return nil
 }

@@ -51,40 +51,50 @@ func (s Stat) Zombie() bool { return s.State == 'Z' }
 // a symlink with such a name), so the name ends at the LAST ')' of the record:
 // no later field can contain one.
 func ParseStat(b []byte) (Stat, error) {
+	st, err := parseStat(b)
+	if err != nil {
+		return Stat{}, fmt.Errorf("procs: parse stat: %w", err)
+	}
+	return st, nil
+}
+
+// parseStat is ParseStat with errors that name no package, for callers that
+// say which file it was.
+func parseStat(b []byte) (Stat, error) {
 	s := string(b)
 	open := strings.IndexByte(s, '(')
 	end := strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: no (comm) field", errMalformed)
+		return Stat{}, fmt.Errorf("%w: no (comm) field", errMalformed)
 	}
 	pidText, ok := strings.CutSuffix(s[:open], " ")
 	if !ok {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: no space before (comm)", errMalformed)
+		return Stat{}, fmt.Errorf("%w: no space before (comm)", errMalformed)
 	}
 	pid, ok := parseDecimal(pidText)
 	if !ok || pid <= 0 || pid > maxPID {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: pid %q", errMalformed, pidText)
+		return Stat{}, fmt.Errorf("%w: pid %q", errMalformed, pidText)
 	}
 	rest := s[end+1:]
 	if !strings.HasPrefix(rest, " ") {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: no space after (comm)", errMalformed)
+		return Stat{}, fmt.Errorf("%w: no space after (comm)", errMalformed)
 	}
 	// Fields 3 (state) to 22 (starttime) and more follow, one space apart.
 	fields := strings.Fields(rest)
 	if len(fields) < 20 {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: %d fields after (comm), want at least 20", errMalformed, len(fields))
+		return Stat{}, fmt.Errorf("%w: %d fields after (comm), want at least 20", errMalformed, len(fields))
 	}
 	state := fields[0]
 	if len(state) != 1 || !isLetter(state[0]) {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: state %q", errMalformed, state)
+		return Stat{}, fmt.Errorf("%w: state %q", errMalformed, state)
 	}
 	ppid, ok := parseDecimal(fields[1])
 	if !ok || ppid > maxPID { // 0 for init and kernel threads
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: ppid %q", errMalformed, fields[1])
+		return Stat{}, fmt.Errorf("%w: ppid %q", errMalformed, fields[1])
 	}
 	start, ok := parseDecimalU64(fields[19])
 	if !ok {
-		return Stat{}, fmt.Errorf("procs: parse stat: %w: starttime %q", errMalformed, fields[19])
+		return Stat{}, fmt.Errorf("%w: starttime %q", errMalformed, fields[19])
 	}
 	return Stat{
 		PID:   pid,
@@ -174,5 +184,5 @@ func parseStatusUID(status []byte) (int, error) {
 		}
 		return int(uid), nil
 	}
-	return 0, fmt.Errorf("procs: parse status: %w: no Uid line", errMalformed)
+	return 0, fmt.Errorf("%w: no Uid line", errMalformed)
 }
