@@ -314,6 +314,9 @@ type harness struct {
 	cmd      *exec.Cmd
 	pid      int // the first master
 	extraEnv []string
+	// systemdFiles are passed at fds 3.. through a shell that sets
+	// LISTEN_PID to the master's pid, as systemd does.
+	systemdFiles []*os.File
 }
 
 // newHarness prepares a master helper; start runs it. bin "" means the test
@@ -370,6 +373,10 @@ func (h *harness) startNoWait() {
 	}
 	defer logf.Close()
 	cmd := exec.Command(h.bin, "helper-master")
+	if len(h.systemdFiles) > 0 {
+		cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, h.bin, "helper-master")
+		cmd.ExtraFiles = h.systemdFiles
+	}
 	cmd.Env = append(os.Environ(), envOpts+"="+string(data), "NOTIFY_SOCKET="+h.sd.path, "MASTERTEST_SECRET=master-only")
 	cmd.Env = append(cmd.Env, h.extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -3,11 +3,14 @@ package master_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,6 +20,7 @@ import (
 	"github.com/batonhq/baton/procs"
 	"github.com/batonhq/baton/upgrade"
 	"github.com/batonhq/baton/upgrade/load"
+	"github.com/batonhq/baton/upgrade/master"
 )
 
 // loadPair runs keep-alive and new-connection clients against one target.
@@ -511,5 +515,79 @@ func writeFile(t *testing.T, path, data string) {
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBadListenBindsNothing: one bad spec among good ones fails before
+// anything is bound or written.
+func TestBadListenBindsNothing(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "good.sock")
+	pf := filepath.Join(dir, "app.pid")
+	err := master.Run(context.Background(), master.Options{
+		PIDFile: pf, Listen: []string{"unix:" + sock, "example.com:80", "127.0.0.1:0"}, Command: []string{"true"},
+	})
+	if !errors.Is(err, master.ErrBadListen) || !strings.Contains(err.Error(), `"example.com:80"`) {
+		t.Fatalf("err = %v, want ErrBadListen naming the spec", err)
+	}
+	for _, p := range []string{sock, pf} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a refused start: %v", p, err)
+		}
+	}
+}
+
+// TestSecondMasterFailsFast: a second master on the same pid file fails
+// naming the running pid, before it binds anything.
+func TestSecondMasterFailsFast(t *testing.T) {
+	h := newHarness(t, testOpts{Workers: 1}, "")
+	h.start()
+	sock := filepath.Join(h.dir, "second.sock")
+	err := master.Run(context.Background(), master.Options{
+		PIDFile: h.opts.PIDFile, Listen: []string{"unix:" + sock}, Command: []string{"true"},
+	})
+	if !errors.Is(err, pidfile.ErrRunning) || !strings.Contains(err.Error(), strconv.Itoa(h.pid)) {
+		t.Fatalf("err = %v, want ErrRunning naming pid %d", err, h.pid)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("the second master bound its socket: %v", err)
+	}
+	if got := pidInFile(t, h.opts.PIDFile); got != h.pid {
+		t.Errorf("pid file holds %d, want %d", got, h.pid)
+	}
+}
+
+// TestSystemdSocketActivation: sockets passed with LISTEN_FDS/LISTEN_PID are
+// used (same inode), not bound again, and matched by address.
+func TestSystemdSocketActivation(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, testOpts{Workers: 1}, "")
+	h.opts.Listen = []string{"web=" + ln.Addr().String()}
+	h.systemdFiles = []*os.File{f}
+	h.extraEnv = []string{"LISTEN_FDS=1", "LISTEN_FDNAMES=web"}
+	h.start()
+	s := h.waitReady(h.pid)
+	if s.Listeners[0].Inode != st.Ino || s.Listeners[0].Name != "web" {
+		t.Errorf("listener %+v, want systemd's socket inode %d named web", s.Listeners[0], st.Ino)
+	}
+	if body := h.get(s, "/"); !strings.HasPrefix(body, "gen=1 ") {
+		t.Errorf("answer %q", body)
+	}
+	data, _ := os.ReadFile(h.log)
+	if !strings.Contains(string(data), "inherited from systemd") {
+		t.Errorf("log does not say the socket came from systemd")
 	}
 }
