@@ -1,0 +1,130 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cmdResult is a finished run of the baton binary.
+type cmdResult struct {
+	Args    []string
+	Code    int // exit code; -1 when killed by a signal
+	Stdout  string
+	Stderr  string
+	Elapsed time.Duration
+}
+
+// wantCode fails the test unless the exit code is one of codes.
+func (r cmdResult) wantCode(t testing.TB, codes ...int) {
+	t.Helper()
+	if !slices.Contains(codes, r.Code) {
+		t.Errorf("baton %s: exit %d, want %v\nstdout:\n%s\nstderr:\n%s", strings.Join(r.Args, " "), r.Code, codes, r.Stdout, r.Stderr)
+	}
+}
+
+// batonProc is the baton binary running in the background.
+type batonProc struct {
+	args     []string
+	cmd      *exec.Cmd
+	waited   <-chan error
+	start    time.Time
+	out, err syncBuffer
+	result   *cmdResult
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine os/exec runs
+// and a test reading it meanwhile.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// batonStart starts the baton binary with args in the background, in its own
+// process group, owned by the test (killed at its end at the latest).
+func batonStart(ctx context.Context, t testing.TB, args ...string) *batonProc {
+	t.Helper()
+	o := ownerOf(t)
+	b := &batonProc{args: args}
+	b.cmd = exec.CommandContext(ctx, batonBin, args...)
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.err
+	b.cmd.Env = append(os.Environ(), o.marker)
+	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	b.cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes must not hang the test
+	b.start = time.Now()
+	var err error
+	if b.waited, err = startManaged(b.cmd); err != nil {
+		t.Fatalf("start baton %s: %v", strings.Join(args, " "), err)
+	}
+	o.adopt(b.cmd.Process.Pid)
+	return b
+}
+
+// pid is the process id of the running baton.
+func (b *batonProc) pid() int { return b.cmd.Process.Pid }
+
+// wait waits for baton to exit (ctx bounds the wait: the process is killed
+// when ctx ends) and logs the result.
+func (b *batonProc) wait(t testing.TB) cmdResult {
+	t.Helper()
+	if b.result != nil {
+		return *b.result
+	}
+	err := <-b.waited
+	r := cmdResult{Args: b.args, Stdout: b.out.String(), Stderr: b.err.String(), Elapsed: time.Since(b.start)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		r.Code = 0
+	case errors.As(err, &ee):
+		r.Code = ee.ExitCode()
+	default:
+		t.Fatalf("baton %s: %v", strings.Join(b.args, " "), err)
+	}
+	t.Logf("baton %s: exit %d after %s\n%s%s", strings.Join(b.args, " "), r.Code, r.Elapsed.Round(time.Millisecond), indent(r.Stdout), indent(r.Stderr))
+	b.result = &r
+	return r
+}
+
+// kill sends SIGKILL to the running baton and waits for it.
+func (b *batonProc) kill(t testing.TB) cmdResult {
+	t.Helper()
+	if err := b.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("kill baton: %v", err)
+	}
+	return b.wait(t)
+}
+
+// batonCmd runs the built baton binary with args to completion (bounded by
+// ctx) and returns its exit code and output.
+func batonCmd(ctx context.Context, t testing.TB, args ...string) cmdResult {
+	t.Helper()
+	return batonStart(ctx, t, args...).wait(t)
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ") + "\n"
+}

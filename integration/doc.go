@@ -1,0 +1,52 @@
+// Package integration holds baton's black-box end-to-end tests: they build the
+// baton binary once and drive it against real servers nobody here wrote —
+// Debian's nginx, unicorn and gunicorn — and against baton's own master
+// (`baton run` with the hidden `baton demo-app`), each under concurrent client
+// load, asserting that no request fails.
+//
+// The package has no non-test code; this file only documents it.
+//
+// # Running
+//
+//	go test ./integration/                        # peers missing here are skipped with a reason
+//	BATON_REQUIRE_PEERS=1 go test ./integration/  # CI: a missing peer fails the run
+//	go test -short ./integration/                 # fewer upgrade cycles
+//	go test -run 'TestUpgrade/nginx' -v ./integration/
+//
+// # Harness
+//
+// TestMain builds cmd/baton once with `go build` into a temporary directory
+// ([batonBin]) and makes the test process a child subreaper
+// (PR_SET_CHILD_SUBREAPER), so every process a test starts stays in its
+// process tree even after it daemonizes or its parent master exits (nginx,
+// unicorn and gunicorn daemonize; a new master outlives the old one). Orphans
+// that exit are reaped by the harness, as init would. Each test owns the
+// processes it started, the masters it read from pid files and their
+// sessions, process groups and descendants; t.Cleanup SIGKILLs them all by
+// pid, even when the test fails, and TestMain fails the run if any process
+// started by the tests is still alive at the end.
+//
+// A peer ([peer]) is one running server with its own directory: a pid file,
+// a TCP listener on a free loopback port, a unix socket listener, a release
+// directory (`current`, a symlink) from which the next generation takes its
+// version, and logs that are printed when the test fails. Every response body
+// starts with "<flavor> version=<V>" or, for baton's demo app,
+// "version=<V> generation=<G>", so the load generator's tally shows which
+// generation served each request.
+//
+// # Writing a test
+//
+//	func TestSomething(t *testing.T) {
+//		p := startPeer(t, flavorNginx, peerOptions{}) // skips or fails if nginx is missing
+//		ctx := testContext(t)
+//		l := startLoad(ctx, t, p)
+//		p.setVersion(t, "v2")
+//		res := batonCmd(ctx, t, "upgrade", "start", "--pidfile", p.pidfile, "--commit")
+//		res.wantCode(t, 0)
+//		assertNoFailures(t, l.stop(t)...)
+//		p.wantServing(ctx, t, "v2")
+//	}
+//
+// Tests never sleep for readiness: they poll an observable condition (a pid
+// file, a process, an HTTP answer) with a bounded wait ([waitFor]).
+package integration

@@ -1,0 +1,131 @@
+package integration
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Environment variables of the harness.
+const (
+	// EnvRequirePeers, set to 1, makes a missing peer (nginx, unicorn,
+	// gunicorn, puma, plackup) fail the test instead of skipping it.
+	EnvRequirePeers = "BATON_REQUIRE_PEERS"
+	// envHelper names the helper a re-executed test binary runs.
+	envHelper = "BATONTEST_HELPER"
+	// envOwner marks every process a test starts (best effort: ruby and
+	// python masters overwrite their environment block with their title).
+	envOwner = "BATONTEST_OWNER"
+)
+
+// batonBin is the baton binary TestMain built for this run.
+var batonBin string
+
+// runID tells this run's processes from any other's.
+var runID = fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
+
+// helpers are the programs a re-executed test binary can be. Each returns
+// the process's exit code.
+var helpers = map[string]func(args []string) int{
+	"witness": helperWitness,
+}
+
+// usedHelpers are the helpers some test starts; TestMain fails a run that
+// registers a helper no test uses (a dead helper is a test that was lost).
+var usedHelpers = map[string]bool{
+	"witness": true, // TestFaultPidfile
+}
+
+func TestMain(m *testing.M) {
+	if name := os.Getenv(envHelper); name != "" {
+		h, ok := helpers[name]
+		if !ok {
+			fmt.Fprintf(os.Stderr, "integration: unknown helper %q\n", name)
+			os.Exit(2)
+		}
+		os.Exit(h(os.Args[1:]))
+	}
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	flag.Parse()
+	for name := range helpers {
+		if !usedHelpers[name] {
+			fmt.Fprintf(os.Stderr, "integration: helper %q is registered but no test uses it\n", name)
+			return 1
+		}
+	}
+	dir, err := os.MkdirTemp("", "baton-itest-")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	batonBin = filepath.Join(dir, "baton")
+	build := exec.Command("go", "build", "-o", batonBin, "github.com/batonhq/baton/cmd/baton")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/baton: %v\n", err)
+		return 1
+	}
+
+	// Become a child subreaper: daemons (nginx, unicorn -D, gunicorn -D) and
+	// new masters that outlive their parent are re-parented to this process
+	// instead of init, so they stay in this process's tree, where the
+	// harness finds and kills them; the reaper reaps them as init would.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "integration: PR_SET_CHILD_SUBREAPER: %v\n", err)
+		return 1
+	}
+	stopReaper := startReaper()
+
+	code := m.Run()
+
+	// Every test kills what it started in t.Cleanup; anything alive now is a
+	// leak, and a leak fails the run.
+	if left := sweepAll(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "integration: %d processes started by the tests were still alive at the end (killed now):\n", len(left))
+		for _, p := range left {
+			fmt.Fprintf(os.Stderr, "  pid %d ppid %d: %s\n", p.pid, p.ppid, p.cmdline)
+		}
+		code = 1
+	}
+	stopReaper()
+	return code
+}
+
+// helperWitness is an unrelated long-running process for the pid-file
+// faults: it records every signal it receives, one name per line, in the file
+// named by its first argument, and closes stdout once it is ready (os/exec's
+// cmdHang handshake). SIGKILL and SIGSTOP cannot be recorded; the test checks
+// that it is still alive instead.
+func helperWitness(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "witness: want one argument, the record file")
+		return 2
+	}
+	rec, err := os.OpenFile(args[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "witness:", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGCONT)
+	os.Stdout.Close() // ready
+	for sig := range sigs {
+		fmt.Fprintln(rec, strings.ToUpper(sig.String()))
+		rec.Sync()
+	}
+	return 0
+}
