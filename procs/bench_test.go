@@ -4,6 +4,7 @@ package procs
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -34,12 +35,25 @@ func BenchmarkChildren(b *testing.B) {
 	}
 }
 
+// BenchmarkListeners reads the listeners of a helper holding tcp, tcp6 and
+// unix listeners plus an established connection, through sock_diag and
+// through the /proc tables (whose cost grows with the machine's socket count).
 func BenchmarkListeners(b *testing.B) {
-	pid := os.Getpid()
-	for b.Loop() {
-		if _, err := Listeners(pid); err != nil {
-			b.Fatal(err)
-		}
+	h := startHelper(b, "listen", helperOpts{}, filepath.Join(b.TempDir(), "s.sock"))
+	for _, mode := range []struct {
+		name string
+		diag bool
+	}{{"sock_diag", true}, {"proc", false}} {
+		b.Run(mode.name, func(b *testing.B) {
+			useDiag = mode.diag
+			defer func() { useDiag = true }()
+			for b.Loop() {
+				ls, err := Listeners(h.cmd.Process.Pid)
+				if err != nil || len(ls) != 4 {
+					b.Fatal(ls, err)
+				}
+			}
+		})
 	}
 }
 

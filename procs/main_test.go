@@ -170,7 +170,7 @@ var testExe = func() string {
 
 // startHelper runs helper name, waits until it is ready and registers a
 // cleanup that kills it by pid and reaps it.
-func startHelper(t *testing.T, name string, opts helperOpts, args ...string) *helperProc {
+func startHelper(t testing.TB, name string, opts helperOpts, args ...string) *helperProc {
 	t.Helper()
 	if _, ok := helpers[name]; !ok {
 		t.Fatalf("no helper %q", name)
