@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"syscall"
@@ -49,13 +50,31 @@ func diagTCPListeners(into map[uint64]netSocket) error {
 		return fmt.Errorf("procs: sock_diag socket: %w", err)
 	}
 	defer unix.Close(fd)
-	for seq, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		if err := diagDump(fd, uint32(seq+1), family, into); err != nil {
+	// A dump that raced with changes to the socket tables is flagged
+	// NLM_F_DUMP_INTR and may miss sockets: take a fresh one.
+	var seq uint32
+	for range 3 {
+		found := make(map[uint64]netSocket)
+		var err error
+		for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+			seq++
+			if err = diagDump(fd, seq, family, found); err != nil {
+				break
+			}
+		}
+		if errors.Is(err, errDumpInterrupted) {
+			continue
+		}
+		if err != nil {
 			return err
 		}
+		maps.Copy(into, found)
+		return nil
 	}
-	return nil
+	return fmt.Errorf("procs: sock_diag: %w three times", errDumpInterrupted)
 }
+
+var errDumpInterrupted = errors.New("dump interrupted by concurrent changes")
 
 func diagDump(fd int, seq uint32, family uint8, into map[uint64]netSocket) error {
 	req := make([]byte, unix.NLMSG_HDRLEN+inetDiagReqV2Len)
@@ -101,6 +120,9 @@ func parseDiagMessages(b []byte, seq uint32, network string, into map[uint64]net
 	for _, m := range msgs {
 		if m.Header.Seq != seq {
 			continue
+		}
+		if m.Header.Flags&unix.NLM_F_DUMP_INTR != 0 {
+			return false, errDumpInterrupted
 		}
 		switch m.Header.Type {
 		case unix.NLMSG_DONE:

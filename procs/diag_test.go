@@ -76,6 +76,7 @@ func TestParseDiagMessages(t *testing.T) {
 			datagram: nlmsg(unix.SOCK_DIAG_BY_FAMILY, 8, diagMsg(netip.MustParseAddrPort("0.0.0.0:80"), 5)),
 			want:     map[uint64]netSocket{},
 		},
+		{name: "interrupted dump", datagram: withFlags(nlmsg(unix.SOCK_DIAG_BY_FAMILY, 7, diagMsg(netip.MustParseAddrPort("0.0.0.0:80"), 5)), unix.NLM_F_DUMP_INTR), want: map[uint64]netSocket{}, err: errDumpInterrupted},
 		{name: "error", datagram: nlmsg(unix.NLMSG_ERROR, 7, errMsg), want: map[uint64]netSocket{}, err: syscall.EACCES},
 		{name: "ack", datagram: nlmsg(unix.NLMSG_ERROR, 7, ack), want: map[uint64]netSocket{}},
 		{name: "short message", datagram: nlmsg(unix.SOCK_DIAG_BY_FAMILY, 7, make([]byte, 20)), want: map[uint64]netSocket{}, err: errMalformed},
@@ -137,4 +138,9 @@ func TestDiagMatchesProc(t *testing.T) {
 	if len(viaDiag) > 0 && common == 0 {
 		t.Errorf("sock_diag %v and /proc %v share no listener", viaDiag, viaProc)
 	}
+}
+
+func withFlags(msg []byte, flags uint16) []byte {
+	binary.NativeEndian.PutUint16(msg[6:], flags)
+	return msg
 }
