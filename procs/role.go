@@ -90,11 +90,13 @@ func hasWordPrefix(title, prefix string) bool {
 	return ok && (rest == "" || rest[0] == ' ')
 }
 
-// batonRole recognises "baton [global flags] run ...": baton's own master.
-// The first argument after the program that is not a flag must be "run";
+// batonRole recognises "baton [global flags] run ...": baton's own master,
+// also when its binary is a versioned copy ("baton-1.2", "baton.new"). The
+// first argument after the program that is not a flag must be "run";
 // arguments after "--" belong to the managed command.
 func batonRole(argv []string) Role {
-	if path.Base(argv[0]) != "baton" {
+	base := path.Base(argv[0])
+	if base != "baton" && !strings.HasPrefix(base, "baton-") && !strings.HasPrefix(base, "baton.") {
 		return RoleUnknown
 	}
 	for _, a := range argv[1:] {
