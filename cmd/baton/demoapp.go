@@ -126,7 +126,8 @@ func serveDemo(ctx context.Context, lns []net.Listener, cfg demoConfig) error {
 		}
 		fmt.Fprintf(w, "version=%s ok\n", cfg.version)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	var conns demoConns
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: conns.track}
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGINT)
@@ -157,10 +158,68 @@ func serveDemo(ctx context.Context, lns []net.Listener, cfg demoConfig) error {
 	}
 	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.drain)
 	defer cancel()
+	// net/http drops, unanswered, a connection whose first request it reads
+	// after Shutdown began (conn.serve checks shuttingDown() right after
+	// readRequest): a client that connected just before the drain would see
+	// EOF. So stop accepting and answer every connection already accepted
+	// before calling Shutdown; without keep-alives each closes after its
+	// answer, and Shutdown then only closes idle keep-alive connections.
+	srv.SetKeepAlivesEnabled(false)
+	for _, ln := range lns {
+		ln.Close() // Serve returns; its error is not read any more
+	}
+	if err := conns.waitQuiet(drainCtx); err != nil {
+		log.Warn("connections still busy at the drain timeout", "err", err)
+	}
 	err := srv.Shutdown(drainCtx)
 	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("demo-app: drain: %w", err)
 	}
 	return nil
+}
+
+// demoConns counts the server's connections that are new (accepted, request
+// not read yet) or active (request being answered). Safe for concurrent use.
+type demoConns struct {
+	mu      sync.Mutex
+	busy    map[net.Conn]bool
+	changed chan struct{}
+}
+
+// track is the server's ConnState hook.
+func (c *demoConns) track(conn net.Conn, st http.ConnState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy == nil {
+		c.busy = map[net.Conn]bool{}
+		c.changed = make(chan struct{}, 1)
+	}
+	switch st {
+	case http.StateNew, http.StateActive:
+		c.busy[conn] = true
+	default:
+		delete(c.busy, conn)
+	}
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitQuiet waits until no connection is new or active, or ctx ends.
+func (c *demoConns) waitQuiet(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		n, changed := len(c.busy), c.changed
+		c.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo-app: %d connections busy: %w", n, ctx.Err())
+		case <-changed:
+		}
+	}
 }
