@@ -124,6 +124,7 @@ type testOpts struct {
 	Config      string
 	Command     []string
 	BackoffMax  time.Duration
+	User, Group string
 }
 
 func helperMaster() int {
@@ -135,7 +136,7 @@ func helperMaster() int {
 	opts := master.Options{
 		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, Workers: o.Workers, Dir: o.Dir,
 		EnvFile: o.EnvFile, EnvDrop: o.EnvDrop, Ready: o.Ready, StopTimeout: o.StopTimeout,
-		LogFile: o.LogFile, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax,
+		LogFile: o.LogFile, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group,
 		BackoffMin: 20 * time.Millisecond,
 	}
 	if o.LogFile == "" {
@@ -151,7 +152,7 @@ func helperMaster() int {
 // Worker behaviour, set through the environment (the envfile).
 const (
 	envWorkerVersion = "WORKER_VERSION" // reported in every answer
-	envWorkerMode    = "WORKER_MODE"    // "crash": exit at once; "unready": never send READY=1
+	envWorkerMode    = "WORKER_MODE"    // "crash": exit at once; "unready": never send READY=1; "stubborn": ignore TERM
 )
 
 // helperWorker serves "gen=G worker=W pid=P version=V" on every socket it
@@ -214,6 +215,10 @@ func helperWorker() int {
 	for s := range sigs {
 		if s == syscall.SIGUSR1 {
 			usr1.Add(1)
+			continue
+		}
+		if s == syscall.SIGTERM && os.Getenv(envWorkerMode) == "stubborn" {
+			fmt.Fprintln(os.Stderr, "helper-worker: ignoring SIGTERM as asked")
 			continue
 		}
 		// Stop accepting; answer what was accepted with Connection: close;

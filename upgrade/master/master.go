@@ -311,7 +311,7 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) {
 // onSignal runs the table's action for sig.
 func (m *master) onSignal(sig syscall.Signal) {
 	a := signalTable[sig]
-	m.log.Info("signal", "signal", sig.String(), "action", a.String())
+	m.log.Info("signal", "signal", sigName(sig), "action", a.String())
 	switch a {
 	case actUpgrade:
 		m.upgrade()

@@ -68,7 +68,17 @@ func handledSignals() []os.Signal {
 var signalNames = map[string]syscall.Signal{
 	"TERM": syscall.SIGTERM, "QUIT": syscall.SIGQUIT, "INT": syscall.SIGINT, "HUP": syscall.SIGHUP,
 	"USR1": syscall.SIGUSR1, "USR2": syscall.SIGUSR2, "WINCH": syscall.SIGWINCH, "KILL": syscall.SIGKILL,
-	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM,
+	"ABRT": syscall.SIGABRT, "ALRM": syscall.SIGALRM, "TTIN": syscall.SIGTTIN, "TTOU": syscall.SIGTTOU,
+}
+
+// sigName names sig as the protocol does ("USR2").
+func sigName(sig syscall.Signal) string {
+	for name, s := range signalNames {
+		if s == sig {
+			return name
+		}
+	}
+	return sig.String()
 }
 
 // parseSignal accepts "TERM", "SIGTERM" or "15".

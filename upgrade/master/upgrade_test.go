@@ -222,11 +222,10 @@ func TestNewMasterDiesBeforeCommit(t *testing.T) {
 func TestMasterKilledTakesWorkers(t *testing.T) {
 	h := newHarness(t, testOpts{Workers: 3}, "")
 	h.start()
-	st := h.waitReady(h.pid)
 	// Churn threads in the master: HUP twice so workers come from many
 	// spawns; they must all share the one forking thread.
 	h.signal(h.pid, syscall.SIGHUP)
-	st = h.waitStatus(h.pid, "generation 2", func(s upgrade.MasterStatus) bool {
+	st := h.waitStatus(h.pid, "generation 2", func(s upgrade.MasterStatus) bool {
 		return s.Generation == 2 && s.Ready && len(s.Workers) == 3
 	})
 	h.signal(h.pid, syscall.SIGKILL)
@@ -589,5 +588,107 @@ func TestSystemdSocketActivation(t *testing.T) {
 	data, _ := os.ReadFile(h.log)
 	if !strings.Contains(string(data), "inherited from systemd") {
 		t.Errorf("log does not say the socket came from systemd")
+	}
+}
+
+// TestStopTimeout: a worker that ignores the stop signal is killed after
+// --stop-timeout, and the master still exits cleanly.
+func TestStopTimeout(t *testing.T) {
+	h := newHarness(t, testOpts{Workers: 1, StopTimeout: 200 * time.Millisecond}, "")
+	h.opts.EnvFile = filepath.Join(h.dir, "app.env")
+	writeFile(t, h.opts.EnvFile, "WORKER_MODE=stubborn\n")
+	h.start()
+	st := h.waitReady(h.pid)
+	w := workerPIDs(st, "ready")[0]
+	h.signal(h.pid, syscall.SIGQUIT)
+	h.waitGone(w)
+	h.waitGone(h.pid)
+	data, _ := os.ReadFile(h.log)
+	for _, want := range []string{"ignoring SIGTERM as asked", "did not stop in time; killing", "master exited"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(h.opts.PIDFile); !os.IsNotExist(err) {
+		t.Errorf("pid file after exit: %v", err)
+	}
+}
+
+// TestConfigFile: the config file is re-read on HUP (worker count) and by the
+// new master on USR2 (an added listener is bound, the old one inherited).
+func TestConfigFile(t *testing.T) {
+	h := newHarness(t, testOpts{}, "")
+	h.opts.Config = filepath.Join(h.dir, "baton.conf")
+	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nworkers = 1\n")
+	h.opts.Listen = nil // newHarness filled it; the file must be the source
+	h.opts.Workers = 0
+	h.start()
+	st := h.waitReady(h.pid)
+	inode := st.Listeners[0].Inode
+	if len(st.Workers) != 1 {
+		t.Fatalf("workers %v, want 1 from the config file", st.Workers)
+	}
+	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nworkers = 2\n")
+	h.signal(h.pid, syscall.SIGHUP)
+	h.waitStatus(h.pid, "2 workers", func(s upgrade.MasterStatus) bool {
+		return s.Ready && len(workerPIDs(s, "ready")) == 2 && s.Generation == 2
+	})
+
+	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nlisten = admin=unix:admin.sock\nworkers = 1\n")
+	h.signal(h.pid, syscall.SIGUSR2)
+	var nw int
+	h.waitFor("new pid file", func() bool {
+		nw = pidInFile(t, h.opts.PIDFile)
+		return nw != 0 && nw != h.pid
+	})
+	ns := h.waitReady(nw)
+	if len(ns.Listeners) != 2 || ns.Listeners[0].Inode != inode || ns.Listeners[1].Name != "admin" ||
+		ns.Listeners[1].Addr != filepath.Join(h.dir, "admin.sock") {
+		t.Errorf("new master's listeners %+v, want the inherited socket %d and a new admin socket", ns.Listeners, inode)
+	}
+	if len(ns.Workers) != 1 {
+		t.Errorf("new master's workers %v, want 1", ns.Workers)
+	}
+	var env []string
+	if err := json.Unmarshal([]byte(h.get(ns, "/env")), &env); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(env, "LISTEN_FDNAMES=unknown:admin") || !slices.Contains(env, "LISTEN_FDS=2") {
+		t.Errorf("worker environment lacks the two named sockets: %q", env)
+	}
+}
+
+// TestUserGroup runs the workers as nobody while the master stays root.
+func TestUserGroup(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipping: needs root to switch users")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		os.Chmod(d, 0o755) // let nobody reach the binary and its directory
+	}
+	bin := filepath.Join(dir, "baton")
+	copyFile(t, self, bin)
+	h := newHarness(t, testOpts{Workers: 1, User: "nobody", Group: "nogroup"}, bin)
+	os.Chmod(h.dir, 0o755)
+	h.start()
+	st := h.waitReady(h.pid)
+	w := workerPIDs(st, "ready")[0]
+	info, err := procs.Info(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.UID != 65534 {
+		t.Errorf("worker uid %d, want nobody (65534)", info.UID)
+	}
+	if m, _ := procs.Info(h.pid); m.UID != 0 {
+		t.Errorf("master uid %d, want root", m.UID)
+	}
+	if body := h.get(st, "/"); !strings.HasPrefix(body, "gen=1 ") {
+		t.Errorf("answer %q", body)
 	}
 }

@@ -284,7 +284,7 @@ func (m *master) stopWorker(w *worker, sig syscall.Signal) {
 	w.state = stStopping
 	w.stopSent = sig
 	if err := signalPID(w.pid, sig); err != nil {
-		m.log.Warn("signal worker", "pid", w.pid, "signal", sig, "err", err)
+		m.log.Warn("signal worker", "pid", w.pid, "signal", sigName(sig), "err", err)
 	}
 	if first {
 		w.timers = append(w.timers, time.AfterFunc(m.cfg.stopTimeout, func() {
