@@ -649,6 +649,8 @@ func TestConfigFile(t *testing.T) {
 	if len(ns.Workers) != 1 {
 		t.Errorf("new master's workers %v, want 1", ns.Workers)
 	}
+	h.signal(h.pid, syscall.SIGWINCH) // so that only the new generation answers
+	h.waitStatus(h.pid, "old master drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
 	var env []string
 	if err := json.Unmarshal([]byte(h.get(ns, "/env")), &env); err != nil {
 		t.Fatal(err)
