@@ -1,3 +1,5 @@
+//go:build linux
+
 package master
 
 import (
@@ -12,9 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// ErrBadListen is wrapped by every error about a --listen spec.
-var ErrBadListen = errors.New("master: bad listen address")
 
 // listenSpec is one parsed --listen value: [NAME=]ADDR.
 type listenSpec struct {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package master
 
 import (
@@ -45,11 +47,21 @@ type master struct {
 	stopping bool
 	fast     bool
 
-	parent       *procs.Process // the master that started this one, while alive
-	parentPID    int
-	child        *exec.Cmd // the new master started on USR2, while alive
-	childPID     int
-	reloading    bool // HUP under way: RELOADING=1 sent
+	parent    *procs.Process // the master that started this one, while alive
+	parentPID int
+	child     *exec.Cmd // the new master started on USR2, while alive
+	childPID  int
+	reloading bool // HUP under way: RELOADING=1 sent
+
+	// envFile holds the envfile's values as last read for a worker. Once
+	// this master has started a new one (USR2), envFrozen makes the workers
+	// it starts get these values instead of a re-read, until a HUP with no
+	// new master alive: a rollback (HUP while the new master runs) or the
+	// new master dying brings the old generation back as it was, not with
+	// the new release's settings that may be what failed. nginx's old
+	// master likewise starts its workers again from its old configuration.
+	envFile      []string
+	envFrozen    bool
 	announcedPID bool // MAINPID= sent
 
 	events     chan func()
@@ -72,14 +84,8 @@ func (m *master) post(f func()) {
 	}
 }
 
-// Run runs the master until it is stopped by QUIT, TERM or INT, or ctx is
-// done (a graceful stop). It returns an error wrapping ErrConfig or
-// ErrBadListen for bad options (nothing bound), a *pidfile.Error wrapping
-// pidfile.ErrRunning when another master holds the pid file, or an error of
-// the start-up step that failed. Run changes the process's working directory
-// to "/" and handles the signals of its table until it returns; call it once
-// per process.
-func Run(ctx context.Context, opts Options) (err error) {
+// run is Run on Linux.
+func run(ctx context.Context, opts Options) error {
 	m, err := newMaster(opts)
 	if err != nil {
 		return err
@@ -354,6 +360,10 @@ func (m *master) drain() {
 func (m *master) reload() {
 	if m.stopping {
 		return
+	}
+	if m.child == nil && m.envFrozen {
+		m.envFrozen = false
+		m.log.Info("reload: the envfile is read again")
 	}
 	cfg, err := loadConfig(m.opts, m.cwd)
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package master
 
 import (
@@ -78,6 +80,7 @@ func (m *master) upgrade() {
 		}
 		if err == nil {
 			m.child, m.childPID = cmd, cmd.Process.Pid
+			m.envFrozen = m.envFile != nil
 			m.log.Info("new master started", "new_master", m.childPID, "binary", m.binary, "oldbin", m.pf.Path())
 			go func() {
 				err := cmd.Wait()

@@ -1,3 +1,5 @@
+//go:build linux
+
 package master
 
 import (
@@ -130,13 +132,18 @@ const trampoline = `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`
 const shell = "/bin/sh"
 
 // workerEnv builds a worker's environment (see the policy in env.go),
-// reading the envfile anew.
+// reading the envfile anew unless this master is frozen as the old one of an
+// upgrade (master.envFrozen).
 func (m *master) workerEnv(s *slot) ([]string, error) {
 	env := workerBaseEnv(m.recEnv, m.cfg.envDrop)
 	if m.cfg.envFile != "" {
-		extra, err := readEnvFile(m.cfg.envFile)
-		if err != nil {
-			return nil, err
+		extra := m.envFile
+		if !m.envFrozen {
+			var err error
+			if extra, err = readEnvFile(m.cfg.envFile); err != nil {
+				return nil, err
+			}
+			m.envFile = append([]string{}, extra...) // non-nil: read, maybe empty
 		}
 		for _, kv := range extra {
 			k, v, _ := strings.Cut(kv, "=")
