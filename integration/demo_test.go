@@ -25,6 +25,8 @@ type demoReport struct {
 	Served      int            `json:"served"`
 	Failed      int            `json:"failed"`
 	Races       int            `json:"races"`
+	Failures    map[string]int `json:"failures"`
+	Samples     []string       `json:"samples"`
 	ByVersion   map[string]int `json:"by_version"`
 	RolledBack  bool           `json:"rolled_back"`
 	Final       string         `json:"final_version"`
@@ -117,7 +119,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("served %d requests, want some", rep.Served)
 	}
 	if rep.Failed != 0 {
-		t.Errorf("failed %d requests, want 0", rep.Failed)
+		t.Errorf("failed %d requests, want 0: %v %q", rep.Failed, rep.Failures, rep.Samples)
 	}
 	for _, v := range []string{"v1", "v2"} {
 		if rep.ByVersion[v] == 0 {

@@ -463,6 +463,9 @@ func (d *demo) steady(ctx context.Context, name string, dur time.Duration) error
 // results to the report.
 func (d *demo) stopLoad() {
 	d.out.live(nil)
+	if len(d.loads) == 0 {
+		return
+	}
 	for _, r := range d.loads {
 		res := r.Stop()
 		d.rep.Served += res.OK
