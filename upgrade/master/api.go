@@ -28,7 +28,8 @@ type Options struct {
 	// SocketMode is the mode of unix socket files baton creates; zero leaves
 	// the mode the umask gives.
 	SocketMode os.FileMode
-	// Workers is how many copies of Command run; zero means 1.
+	// Workers is how many copies of Command run; zero means 1. TTIN and
+	// TTOU change the count until the next HUP, which reads it again.
 	Workers int
 	// Dir is where workers start, chdir'd by this path at every start (a
 	// symlink is followed anew each time); empty means the directory baton
@@ -51,7 +52,8 @@ type Options struct {
 	// User and Group run the workers as another user; empty means the master's.
 	User, Group string
 	// LogFile is appended to instead of stderr and reopened on USR1; empty
-	// means stderr (or Logger).
+	// means stderr (or Logger). Workers' own output still goes to the
+	// master's stdout and stderr.
 	LogFile string
 	// Config is a file of "key = value" lines with the same keys as the
 	// flags (listen, socket-mode, workers, dir, envfile, env-drop, ready,

@@ -379,11 +379,13 @@ func (h *harness) startNoWait() {
 		h.t.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(h.bin, "helper-master")
+	cmd := exec.CommandContext(h.ctx, h.bin, "helper-master")
 	if len(h.systemdFiles) > 0 {
-		cmd = exec.Command("/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, h.bin, "helper-master")
+		cmd = exec.CommandContext(h.ctx, "/bin/sh", "-c", `LISTEN_PID=$$; export LISTEN_PID; exec "$0" "$@"`, h.bin, "helper-master")
 		cmd.ExtraFiles = h.systemdFiles
 	}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), envOpts+"="+string(data), "NOTIFY_SOCKET="+h.sd.path, "MASTERTEST_SECRET=master-only")
 	cmd.Env = append(cmd.Env, h.extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf

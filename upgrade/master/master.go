@@ -317,6 +317,9 @@ func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) {
 // onSignal runs the table's action for sig.
 func (m *master) onSignal(sig syscall.Signal) {
 	a := signalTable[sig]
+	if a == actNone {
+		return // logging it could raise it again
+	}
 	m.log.Info("signal", "signal", sigName(sig), "action", a.String())
 	switch a {
 	case actUpgrade:

@@ -375,6 +375,7 @@ func TestSignalTable(t *testing.T) {
 	want := map[syscall.Signal]action{
 		syscall.SIGUSR2: actUpgrade, syscall.SIGWINCH: actDrain, syscall.SIGHUP: actReload, syscall.SIGQUIT: actGraceful,
 		syscall.SIGTERM: actFast, syscall.SIGINT: actFast, syscall.SIGUSR1: actReopen, syscall.SIGTTIN: actMore, syscall.SIGTTOU: actLess,
+		syscall.SIGPIPE: actNone,
 	}
 	if len(signalTable) != len(want) {
 		t.Errorf("table has %d signals, want %d", len(signalTable), len(want))
@@ -383,5 +384,27 @@ func TestSignalTable(t *testing.T) {
 		if signalTable[s] != a {
 			t.Errorf("%v -> %v, want %v", s, signalTable[s], a)
 		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	const lo, hi = 100 * time.Millisecond, time.Second
+	for _, tc := range []struct {
+		name  string
+		fails int
+		want  time.Duration
+	}{
+		{name: "exited-after-ready", fails: 0, want: lo},
+		{name: "first-failure", fails: 1, want: lo},
+		{name: "second", fails: 2, want: 2 * lo},
+		{name: "fourth", fails: 4, want: 8 * lo},
+		{name: "capped", fails: 5, want: hi},
+		{name: "far-past-cap", fails: 1000, want: hi},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := backoff(tc.fails, lo, hi); got != tc.want {
+				t.Errorf("backoff(%d) = %v, want %v", tc.fails, got, tc.want)
+			}
+		})
 	}
 }

@@ -4,7 +4,6 @@ package master
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -159,9 +158,6 @@ func (m *master) parentGone(p *procs.Process) {
 	m.parent.Close()
 	m.parent = nil
 }
-
-// describe is for log lines about the hand-over.
-func (l inherited) String() string { return fmt.Sprintf("fd %d for %s", l.FD, l.Spec) }
 
 // syncChildGeneration keeps generation numbers unique across masters: a
 // generation this master starts after its child ran is numbered after the

@@ -47,6 +47,10 @@ var signalTable = map[syscall.Signal]action{
 	syscall.SIGUSR1:  actReopen,
 	syscall.SIGTTIN:  actMore,
 	syscall.SIGTTOU:  actLess,
+	// Caught and dropped: with a handler (not SIG_IGN, which workers would
+	// inherit across exec) a write to a closed stderr pipe fails with EPIPE
+	// instead of killing the master (os/signal: "SIGPIPE").
+	syscall.SIGPIPE: actNone,
 }
 
 // Signals the master sends, named once.

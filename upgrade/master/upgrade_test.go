@@ -695,4 +695,7 @@ func TestUserGroup(t *testing.T) {
 	if body := h.get(st, "/"); !strings.HasPrefix(body, "gen=1 ") {
 		t.Errorf("answer %q", body)
 	}
+	// Pdeathsig survives the switch to nobody: Go sets it after setuid.
+	h.signal(h.pid, syscall.SIGKILL)
+	h.waitGone(w)
 }

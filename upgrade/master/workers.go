@@ -217,11 +217,7 @@ func (m *master) scheduleRestart(s *slot) {
 	if s.removed || s.gen.retiring || m.stopping {
 		return
 	}
-	d := m.cfg.backoffMin
-	for i := 1; i < s.fails && d < m.cfg.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, m.cfg.backoffMax)
+	d := backoff(s.fails, m.cfg.backoffMin, m.cfg.backoffMax)
 	if s.fails >= m.cfg.crashLoop {
 		m.log.Error("worker is crash-looping", "generation", s.gen.num, "worker", s.index,
 			"consecutive_failures", s.fails, "retry_in", d)
@@ -236,6 +232,16 @@ func (m *master) scheduleRestart(s *slot) {
 			m.spawn(s)
 		})
 	})
+}
+
+// backoff is the delay before restarting a worker after fails consecutive
+// failures: lo, doubling from the second failure, at most hi.
+func backoff(fails int, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := 1; i < fails && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
 }
 
 // workerReady marks w ready (READY=1 or its delay passed).
