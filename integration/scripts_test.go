@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -408,7 +411,7 @@ func TestInitScriptStatusCodes(t *testing.T) {
 	// A process that has exited: its pid is dead (recycling it within the
 	// test is practically impossible).
 	gone := exec.Command("/bin/true")
-	if err := gone.Run(); err != nil {
+	if _, err := initdCombined(gone); err != nil {
 		t.Fatal(err)
 	}
 	witness, record := initdWitness(ctx, t, o, filepath.Join(dir, "witness.record"))
@@ -449,7 +452,7 @@ func TestInitScriptStatusCodes(t *testing.T) {
 			}
 			cmd := exec.CommandContext(ctx, "/bin/sh", script, tc.action)
 			cmd.Env = append(os.Environ(), o.marker, initdEnvDefaults+"="+defaults)
-			out, err := cmd.CombinedOutput()
+			out, err := initdCombined(cmd)
 			code := 0
 			var ee *exec.ExitError
 			if errors.As(err, &ee) {
@@ -468,6 +471,21 @@ func TestInitScriptStatusCodes(t *testing.T) {
 	if data, err := os.ReadFile(record); err != nil || len(data) != 0 {
 		t.Errorf("the witness, not DAEMON, got signals: %q %v", data, err)
 	}
+}
+
+// initdCombined runs cmd to completion like CombinedOutput, but through the
+// harness's startManaged, so that its reaper (this binary is a subreaper)
+// leaves the child to os/exec's Wait.
+func initdCombined(cmd *exec.Cmd) ([]byte, error) {
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second
+	waited, err := startManaged(cmd)
+	if err != nil {
+		return nil, err
+	}
+	err = <-waited
+	return []byte(out.String()), err
 }
 
 // initdWitness starts the harness's witness helper (a process that records
@@ -543,7 +561,7 @@ func TestScriptsShellcheck(t *testing.T) {
 		{name: "defaults", args: []string{"-s", "sh"}, files: defaults},
 	} {
 		t.Run(set.name, func(t *testing.T) {
-			out, err := exec.Command(shellcheck, append(set.args, set.files...)...).CombinedOutput()
+			out, err := initdCombined(exec.Command(shellcheck, append(set.args, set.files...)...))
 			if err != nil {
 				t.Errorf("shellcheck %v: %v\n%s", set.files, err, out)
 			}
@@ -566,7 +584,7 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	root := initdRoot(t)
 	verify := func(t *testing.T, scripts string) (string, error) {
 		ctx := testContext(t)
-		out, err := exec.CommandContext(ctx, "/bin/sh", filepath.Join(scripts, "verify-units.sh"), batonBin).CombinedOutput()
+		out, err := initdCombined(exec.CommandContext(ctx, "/bin/sh", filepath.Join(scripts, "verify-units.sh"), batonBin))
 		return string(out), err
 	}
 	t.Run("shipped", func(t *testing.T) {
@@ -609,4 +627,415 @@ func TestSystemdUnitsVerify(t *testing.T) {
 			}
 		})
 	}
+}
+
+// initdUnit is a unit file with its drop-ins, as systemd merges them: every
+// key's values in order, an empty assignment resetting the list.
+type initdUnit map[string][]string
+
+// initdParseUnit reads the unit files at paths, in order (the unit, then its
+// drop-ins). Sections are not told apart: the keys used here are unique.
+func initdParseUnit(t testing.TB, paths ...string) initdUnit {
+	t.Helper()
+	u := initdUnit{}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSpace(line)
+			if line == "" || line[0] == '#' || line[0] == ';' || line[0] == '[' {
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Fatalf("%s: %q is not key=value", path, line)
+			}
+			if v == "" {
+				delete(u, k)
+				continue
+			}
+			u[k] = append(u[k], v)
+		}
+	}
+	return u
+}
+
+// one returns the single (last) value of key.
+func (u initdUnit) one(t testing.TB, key string) string {
+	t.Helper()
+	v := u[key]
+	if len(v) == 0 {
+		t.Fatalf("unit has no %s=", key)
+	}
+	return v[len(v)-1]
+}
+
+// initdCommand splits a unit's command line as systemd does for the lines
+// used here: an optional "-@:+!" prefix, words separated by spaces, double or
+// single quotes around a word, and a bare $NAME replaced by the words of
+// env[NAME] (nothing when it is empty).
+func initdCommand(t testing.TB, line string, env map[string]string) []string {
+	t.Helper()
+	line = strings.TrimLeft(line, "-@:+!")
+	var words []string
+	for line = strings.TrimSpace(line); line != ""; line = strings.TrimSpace(line) {
+		var w string
+		switch line[0] {
+		case '"', '\'':
+			end := strings.IndexByte(line[1:], line[0])
+			if end < 0 {
+				t.Fatalf("unbalanced quote in %q", line)
+			}
+			w, line = line[1:end+1], line[end+2:]
+		default:
+			w, line, _ = strings.Cut(line, " ")
+			if name, ok := strings.CutPrefix(w, "$"); ok {
+				words = append(words, strings.Fields(env[name])...)
+				continue
+			}
+		}
+		words = append(words, w)
+	}
+	return words
+}
+
+// initdFlag returns the value of --name in a command's words.
+func initdFlag(t testing.TB, words []string, name string) string {
+	t.Helper()
+	for i, w := range words {
+		if w == name && i+1 < len(words) {
+			return words[i+1]
+		}
+	}
+	t.Fatalf("%v has no %s", words, name)
+	return ""
+}
+
+// initdNotify is a NOTIFY_SOCKET standing in for systemd's: it records every
+// datagram a master sends.
+type initdNotify struct {
+	path string
+	conn *net.UnixConn
+	mu   sync.Mutex
+	msgs []string
+}
+
+func newInitdNotify(t testing.TB, path string) *initdNotify {
+	t.Helper()
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &initdNotify{path: path, conn: conn}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			n.mu.Lock()
+			n.msgs = append(n.msgs, strings.Split(strings.TrimSpace(string(buf[:k])), "\n")...)
+			n.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return n
+}
+
+// seen reports whether the assignment kv has been received.
+func (n *initdNotify) seen(kv string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Contains(n.msgs, kv)
+}
+
+// mainPID is the last MAINPID= received, or 0.
+func (n *initdNotify) mainPID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for i := len(n.msgs) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(n.msgs[i], "MAINPID="); ok {
+			pid, _ := strconv.Atoi(v)
+			return pid
+		}
+	}
+	return 0
+}
+
+// initdHoldsSocket reports whether process pid has the socket with inode
+// ino open (/proc/PID/fd/N -> "socket:[INO]").
+func initdHoldsSocket(pid int, ino uint64) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	want := "socket:[" + strconv.FormatUint(ino, 10) + "]"
+	for _, fd := range fds {
+		if link, err := os.Readlink(filepath.Join(dir, fd.Name())); err == nil && link == want {
+			return true
+		}
+	}
+	return false
+}
+
+// TestSystemdUnitCommands runs the shipped units' own command lines the way
+// systemd would, with their paths moved into the test's directory: baton@'s
+// ExecStart with the socket baton@.socket describes (LISTEN_FDS, LISTEN_PID)
+// and a NOTIFY_SOCKET, its ExecReload (the checked upgrade) under load, then
+// its KillSignal to the main pid; and the nginx drop-in's ExecReload against
+// a real nginx. It also checks that the pid files, the flags and the
+// timeouts the units name agree with each other and with Debian's
+// nginx.service.
+func TestSystemdUnitCommands(t *testing.T) {
+	units := filepath.Join(initdRoot(t), "systemd")
+	t.Run("baton@", func(t *testing.T) {
+		svc := initdParseUnit(t, filepath.Join(units, "baton@.service"))
+		sock := initdParseUnit(t, filepath.Join(units, "baton@.socket"))
+		if got := svc.one(t, "Type"); got != "notify" {
+			t.Errorf("Type=%s, want notify", got)
+		}
+		if got := svc.one(t, "NotifyAccess"); got != "all" {
+			t.Errorf("NotifyAccess=%s, want all: the new master sends MAINPID=", got)
+		}
+		if got := svc.one(t, "KillMode"); got != "mixed" {
+			t.Errorf("KillMode=%s, want mixed: the master alone gets the graceful signal", got)
+		}
+
+		p := newPeer(t, flavorBaton, peerOptions{})
+		p.bin = p.installBin(t, batonBin, "baton")
+		app := p.installBin(t, batonBin, "app")
+		// The unit's paths, moved here; the instance is named "baton" so
+		// that /run/baton/%i.pid is the peer's pid file.
+		moved := strings.NewReplacer("%i", "baton", "/usr/local/bin/baton", p.bin,
+			"/run/baton/", p.dir+"/", "/etc/baton/", p.dir+"/")
+		env := map[string]string{"UPGRADE_OPTS": "--check " + p.check() + " --verify-for 1s"}
+		start := initdCommand(t, moved.Replace(svc.one(t, "ExecStart")), env)
+		reload := initdCommand(t, moved.Replace(svc.one(t, "ExecReload")), env)
+		pidfile := moved.Replace(svc.one(t, "PIDFile"))
+		if pidfile != p.pidfile || initdFlag(t, start, "--pidfile") != pidfile || initdFlag(t, reload, "--pidfile") != pidfile {
+			t.Fatalf("PIDFile=%s, ExecStart --pidfile %s and ExecReload --pidfile %s must agree", pidfile, initdFlag(t, start, "--pidfile"), initdFlag(t, reload, "--pidfile"))
+		}
+		sockPath := moved.Replace(sock.one(t, "ListenStream"))
+		if sockPath != p.sock {
+			t.Fatalf("ListenStream=%s, want it under RuntimeDirectory (%s)", sockPath, p.sock)
+		}
+		writeFile(t, initdFlag(t, start, "--config"), fmt.Sprintf("# written by scripts_test.go\nlisten = %s\nlisten = unix:%s\nworkers = %d\nready = notify\ndir = %s\nenvfile = %s\nstop-timeout = 10s\n",
+			p.addr, p.sock, p.workers, p.current, filepath.Join(p.current, "app.env")), 0o644)
+		writeFile(t, start[len(start)-1], "#!/bin/sh\nexec "+initdShellWord(app)+" demo-app\n", 0o755)
+
+		// systemd's side: the listening socket, and the notify socket.
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.SetUnlinkOnClose(false) // systemd leaves the file to the service
+		lnFile, err := ln.File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		defer lnFile.Close()
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(lnFile.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		sockIno := st.Ino
+		notify := newInitdNotify(t, filepath.Join(p.dir, "notify.sock"))
+
+		ctx := testContext(t)
+		logPath := filepath.Join(p.dir, "log", "master.log")
+		p.logs = append(p.logs, logPath)
+		logf, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		// LISTEN_PID must be the service's own pid: a shell sets it and
+		// execs ExecStart, as systemd's child does.
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `LISTEN_PID=$$ exec "$0" "$@"`}, start...)...)
+		cmd.Env = append(os.Environ(), p.owner.marker, "NOTIFY_SOCKET="+notify.path,
+			"LISTEN_FDS=1", "LISTEN_FDNAMES="+moved.Replace(sock.one(t, "FileDescriptorName")))
+		cmd.ExtraFiles = []*os.File{lnFile}
+		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Dir = p.dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if _, err := startManaged(cmd); err != nil {
+			t.Fatalf("ExecStart: %v", err)
+		}
+		p.owner.adopt(cmd.Process.Pid)
+		mustWait(ctx, t, 30*time.Second, "READY=1 from the master", func() (bool, error) {
+			return notify.seen("READY=1"), nil
+		})
+		// Type=notify: READY=1 means serving, on both listeners.
+		for _, get := range []func(context.Context, string) (int, string, error){p.get, p.getUnix} {
+			if code, body, err := get(ctx, "/"); err != nil || code != 200 || versionOf(body) != "v1" {
+				t.Fatalf("right after READY=1: GET / = %d %q %v", code, truncate(body, 80), err)
+			}
+		}
+		first := p.waitReady(ctx, t)
+		if first != cmd.Process.Pid {
+			t.Fatalf("pid file names %d, ExecStart's process is %d", first, cmd.Process.Pid)
+		}
+		if !initdHoldsSocket(first, sockIno) {
+			t.Fatalf("master %d does not hold the socket systemd passed (inode %d)", first, sockIno)
+		}
+
+		// systemctl reload: ExecReload, a checked upgrade to a new binary
+		// and release, under load.
+		runsNew := p.replaceBinary(t)
+		p.release(t, "v2")
+		initdUnderLoad(ctx, t, p, func(func()) {
+			res := initdRunUnitCommand(ctx, t, p, reload)
+			if res.code != 0 {
+				t.Fatalf("ExecReload %v: exit %d\n%s", reload, res.code, res.out)
+			}
+		}, "v1", "v2")
+		second := p.masterPID(t)
+		if second == first || alive(first) {
+			t.Fatalf("after ExecReload: pid file names %d, old master %d alive: %v", second, first, alive(first))
+		}
+		mustWait(ctx, t, 10*time.Second, "MAINPID= from the new master", func() (bool, error) {
+			return notify.mainPID() == second, fmt.Errorf("last MAINPID=%d", notify.mainPID())
+		})
+		mustWait(ctx, t, 10*time.Second, "the new master and its workers to run the new build", func() (bool, error) {
+			err := runsNew(second)
+			return err == nil, err
+		})
+		if !initdHoldsSocket(second, sockIno) {
+			t.Errorf("new master %d does not hold the socket systemd passed (inode %d)", second, sockIno)
+		}
+		p.wantServing(ctx, t, "v2")
+		p.wantPidfiles(t, second)
+
+		// systemctl stop: KillSignal to the main pid only (KillMode=mixed).
+		workers := p.workersOf(second)
+		sig := strings.TrimPrefix(svc.one(t, "KillSignal"), "SIG")
+		if sig != "QUIT" {
+			t.Fatalf("KillSignal=SIG%s, want SIGQUIT (graceful)", sig)
+		}
+		sendSignal(t, notify.mainPID(), syscall.SIGQUIT)
+		mustWait(ctx, t, 30*time.Second, "the master and its workers to exit", func() (bool, error) {
+			for _, pr := range append(workers, proc{pid: second}) {
+				if alive(pr.pid) {
+					return false, fmt.Errorf("%d alive", pr.pid)
+				}
+			}
+			return true, nil
+		})
+		if !notify.seen("STOPPING=1") {
+			t.Errorf("the master never sent STOPPING=1")
+		}
+	})
+
+	t.Run("nginx.service.d", func(t *testing.T) {
+		debian := "/lib/systemd/system/nginx.service"
+		if _, err := os.Stat(debian); err != nil {
+			requirePeer(t, debian)
+		}
+		unit := initdParseUnit(t, debian, filepath.Join(units, "nginx.service.d", "baton-upgrade.conf"))
+		if got := unit.one(t, "Type"); got != "forking" {
+			t.Errorf("Debian's nginx.service is Type=%s; the drop-in's comments assume forking", got)
+		}
+		if n := len(unit["ExecReload"]); n != 1 {
+			t.Fatalf("nginx.service with the drop-in has %d ExecReload= lines, want 1 (the drop-in resets Debian's)", n)
+		}
+		reload := initdCommand(t, unit.one(t, "ExecReload"), nil)
+		if got, want := initdFlag(t, reload, "--pidfile"), unit.one(t, "PIDFile"); got != want {
+			t.Fatalf("drop-in --pidfile %s, Debian's PIDFile=%s", got, want)
+		}
+		var sum time.Duration
+		for _, f := range []string{"--spawn-timeout", "--drain-timeout", "--verify-for", "--stop-timeout"} {
+			d, err := time.ParseDuration(initdFlag(t, reload, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum += d
+		}
+		limit, err := time.ParseDuration(unit.one(t, "TimeoutStartSec") + "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum >= limit {
+			t.Errorf("the upgrade may take %s, more than TimeoutStartSec=%s, which bounds reloads", sum, limit)
+		}
+
+		p := startPeer(t, flavorNginx, peerOptions{})
+		ctx := testContext(t)
+		nginxArgs := fmt.Sprintf(" -p %s/ -c %s -e %s", p.dir, filepath.Join(p.dir, "nginx.conf"), filepath.Join(p.dir, "log", "error.log"))
+		for i, w := range reload {
+			switch {
+			case w == "/usr/local/bin/baton":
+				reload[i] = batonBin
+			case w == unit.one(t, "PIDFile"):
+				reload[i] = p.pidfile
+			case strings.HasPrefix(w, "/usr/sbin/nginx "):
+				reload[i] = p.bin + strings.TrimPrefix(w, "/usr/sbin/nginx") + nginxArgs
+			case strings.HasPrefix(w, "http://127.0.0.1/"):
+				reload[i] = p.url(strings.TrimPrefix(w, "http://127.0.0.1"))
+			}
+		}
+		first := p.masterPID(t)
+		p.replaceBinary(t)
+		p.release(t, "v2")
+		initdUnderLoad(ctx, t, p, func(func()) {
+			res := initdRunUnitCommand(ctx, t, p, reload)
+			if res.code != 0 {
+				t.Fatalf("ExecReload %v: exit %d\n%s", reload, res.code, res.out)
+			}
+		}, "v1", "v2")
+		second := p.masterPID(t)
+		if second == first || alive(first) {
+			t.Fatalf("after ExecReload: pid file names %d, old master %d alive: %v", second, first, alive(first))
+		}
+		p.wantServing(ctx, t, "v2")
+		p.wantPidfiles(t, second)
+	})
+}
+
+// initdRunUnitCommand runs a unit's command line to completion, as the
+// unit's control process, with its output in a log file.
+func initdRunUnitCommand(ctx context.Context, t testing.TB, p *peer, words []string) initdResult {
+	t.Helper()
+	outPath := filepath.Join(p.dir, "log", "unit-command.out")
+	out, err := os.Create(outPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cmd := exec.CommandContext(ctx, words[0], words[1:]...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Env = append(os.Environ(), p.owner.marker)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	waited, err := startManaged(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.owner.adopt(cmd.Process.Pid)
+	err = <-waited
+	r := initdResult{action: strings.Join(words, " ")}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(outPath)
+	r.out = string(data)
+	t.Logf("%s: exit %d\n%s", r.action, r.code, indent(r.out))
+	for _, f := range p.pidfiles() {
+		if pid, err := readPid(f); err == nil {
+			p.owner.adopt(pid)
+		}
+	}
+	return r
 }
