@@ -213,23 +213,85 @@ func startBaton(t *testing.T, opts peerOptions) *peer {
 	return p
 }
 
-// replaceBinary puts a different executable at the path the master
-// re-executes: the same program with bytes appended (an ELF runs unchanged
-// with a trailer; a script gains a comment), so /proc/PID/exe tells the
-// generations apart. It returns the new file's inode.
-func (p *peer) replaceBinary(t testing.TB) uint64 {
+// replaceBinary puts a different build at the path the master re-executes
+// and returns a check that tells whether a master (by pid) runs it. An ELF
+// (nginx, baton) gets bytes appended, which it runs unchanged with, and the
+// check compares /proc/PID/exe's inode with the new file's; for baton the
+// app binary the workers run is replaced too and its workers are checked the
+// same way. A script (unicorn's and gunicorn's) gets a first statement that
+// writes the pid of the process running it to a marker file, which the check
+// reads: only a master exec'd from the new build writes it.
+func (p *peer) replaceBinary(t testing.TB) (runsNew func(pid int) error) {
 	t.Helper()
-	data, err := os.ReadFile(p.bin)
+	build := time.Now().UnixNano()
+	switch p.flavor {
+	case flavorUnicorn, flavorGunicorn:
+		mark := filepath.Join(p.dir, fmt.Sprintf("build-%d.pid", build))
+		stmt := fmt.Sprintf("File.write(%q, Process.pid.to_s)\n", mark)
+		if p.flavor == flavorGunicorn {
+			stmt = fmt.Sprintf("import os; open(%q, 'w').write(str(os.getpid()))\n", mark)
+		}
+		data, err := os.ReadFile(p.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		shebang, rest, _ := strings.Cut(string(data), "\n")
+		writeFile(t, p.bin, shebang+"\n"+stmt+rest, 0o755)
+		return func(pid int) error {
+			got, err := readPid(mark)
+			if err != nil {
+				return fmt.Errorf("no process ran the new build: %w", err)
+			}
+			if got != pid {
+				return fmt.Errorf("the new build ran as pid %d, not %d", got, pid)
+			}
+			return nil
+		}
+	}
+	masterIno := appendTrailer(t, p.bin, build)
+	appIno := uint64(0)
+	if p.flavor == flavorBaton {
+		appIno = appendTrailer(t, filepath.Join(p.dir, "bin", "app"), build)
+	}
+	return func(pid int) error {
+		ino, err := exeInode(pid)
+		if err != nil {
+			return err
+		}
+		if ino != masterIno {
+			return fmt.Errorf("pid %d runs inode %d, the new build is inode %d", pid, ino, masterIno)
+		}
+		if appIno == 0 {
+			return nil
+		}
+		ws := p.workersOf(pid)
+		if len(ws) == 0 {
+			return fmt.Errorf("master %d has no workers", pid)
+		}
+		for _, w := range ws {
+			// A worker may still be in baton's exec trampoline for a moment.
+			if ino, err := exeInode(w.pid); err != nil || ino != appIno {
+				return fmt.Errorf("worker %d runs inode %d (%v), the new app is inode %d", w.pid, ino, err, appIno)
+			}
+		}
+		return nil
+	}
+}
+
+// appendTrailer replaces the file at path by a copy with bytes appended and
+// returns the new inode.
+func appendTrailer(t testing.TB, path string, build int64) uint64 {
+	t.Helper()
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trailer := fmt.Sprintf("\n# baton integration test build %d\n", time.Now().UnixNano())
-	writeFile(t, p.bin, string(data)+trailer, 0o755)
-	var st os.FileInfo
-	if st, err = os.Stat(p.bin); err != nil {
+	writeFile(t, path, string(data)+fmt.Sprintf("\n# baton integration test build %d\n", build), 0o755)
+	fi, err := os.Stat(path)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return inodeOf(st)
+	return inodeOf(fi)
 }
 
 // breakBinary replaces the binary the master re-executes: "missing" removes

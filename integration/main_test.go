@@ -90,6 +90,7 @@ func testMain(m *testing.M) int {
 	stopReaper := startReaper()
 
 	code := m.Run()
+	printFigures(os.Stdout, testing.Verbose())
 
 	// Every test kills what it started in t.Cleanup; anything alive now is a
 	// leak, and a leak fails the run.

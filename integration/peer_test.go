@@ -493,7 +493,7 @@ func (p *peer) sample(ctx context.Context, n int) (map[string]int, error) {
 // wantServing waits until 20 requests in a row are answered by version v.
 func (p *peer) wantServing(ctx context.Context, t testing.TB, v string) {
 	t.Helper()
-	mustWait(ctx, t, 60*time.Second, fmt.Sprintf("%s to serve only %s", p.flavor, v), func() (bool, error) {
+	mustWait(ctx, t, 20*time.Second, fmt.Sprintf("%s to serve only %s", p.flavor, v), func() (bool, error) {
 		seen, err := p.sample(ctx, 20)
 		if err != nil {
 			return false, err

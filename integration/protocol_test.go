@@ -166,6 +166,7 @@ func TestProtocol(t *testing.T) {
 				tr.progress(ctx, t, 20)
 				res := tr.stop(t)
 				assertNoFailures(t, res...)
+				recordFigures(t, res)
 				assertSawVersions(t, res, "v1", "v2")
 				want, master := "v1", oldPID
 				if commit {

@@ -3,9 +3,11 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,12 +149,48 @@ func formatVersions(m map[string]int) string {
 	return "{" + strings.Join(parts, " ") + "}"
 }
 
-// totals sums results, for the suite's figures.
-func totals(results []load.Result) (requests, failed, races int) {
+// figures are the load totals of every scenario, for the summary TestMain
+// prints at the end of the run.
+var figures struct {
+	mu   sync.Mutex
+	rows []figureRow
+}
+
+type figureRow struct {
+	test                    string
+	requests, failed, races int
+}
+
+// recordFigures adds a scenario's load totals to the summary.
+func recordFigures(t testing.TB, results []load.Result) {
+	row := figureRow{test: t.Name()}
 	for _, r := range results {
-		requests += r.Requests
-		failed += r.Failed
-		races += r.Races
+		row.requests += r.Requests
+		row.failed += r.Failed
+		row.races += r.Races
 	}
-	return
+	figures.mu.Lock()
+	figures.rows = append(figures.rows, row)
+	figures.mu.Unlock()
+}
+
+// printFigures writes the summary: one line per scenario with -v, and the
+// totals.
+func printFigures(w io.Writer, verbose bool) {
+	figures.mu.Lock()
+	defer figures.mu.Unlock()
+	if len(figures.rows) == 0 {
+		return
+	}
+	var total figureRow
+	for _, r := range figures.rows {
+		if verbose {
+			fmt.Fprintf(w, "integration: %-60s %7d requests %3d failed %3d keep-alive races\n", r.test, r.requests, r.failed, r.races)
+		}
+		total.requests += r.requests
+		total.failed += r.failed
+		total.races += r.races
+	}
+	fmt.Fprintf(w, "integration: %d scenarios under load: %d requests, %d failed, %d keep-alive races retried\n",
+		len(figures.rows), total.requests, total.failed, total.races)
 }
