@@ -237,4 +237,3 @@ func TestUpgrade(t *testing.T) {
 		}},
 	})
 }
-
