@@ -18,22 +18,21 @@
 //
 // # States
 //
-//	                 spawn              spawned            drain
-//	  Idle ───────────────▶ Spawning ──────────▶ Spawned ────────▶ Draining
-//	  Committed ─┘ │           │                  │ │                 │
-//	  RolledBack ──┘           │                  │ │commit      drained
-//	                           │                  │ ▼                 ▼
-//	                           │                  │ Committing ◀──── Drained
-//	                           │        rollback  │   │  commit         │
-//	                           ├──────────────────┴───┼─────────────────┤
-//	                           ▼                      │committed        │
-//	                      RollingBack ◀───────────────┼─────────────────┘
-//	                           │rolled-back           ▼
-//	                           ▼                  Committed
-//	                       RolledBack
+//	Idle / Committed / RolledBack
+//	  │ spawn (USR2)
+//	  ▼
+//	Spawning ──spawned──▶ Spawned ──drain (WINCH)──▶ Draining ──drained──▶ Drained
+//	  │                     │  │                        │                   │  │
+//	  │                     │  └──commit──▶ Committing ◀┼───────commit──────┘  │
+//	  │                     │                 │   │     │                      │
+//	  │                     │      committed  ▼   │     │                      │
+//	  │                     │           Committed │     │                      │
+//	  └──────rollback───────┴─────────────────────┴──┬──┴──────────────────────┘
+//	                                                 ▼
+//	                                           RollingBack ──rolled-back──▶ RolledBack
 //
-//	  any of Spawning…RollingBack ──break──▶ Inconsistent ──commit|rollback──▶ …
-//	  Down: no live master (observed, never entered by an event)
+//	Spawning … RollingBack ──break──▶ Inconsistent ──commit | rollback──▶ Committing | RollingBack
+//	Down (no live master) is only ever observed, never entered by an event.
 //
 // The table in state.go is the one source of truth; Next applies it and
 // returns a *TransitionError (wrapping ErrIllegalTransition) for any other
