@@ -242,14 +242,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	}
 	sent := SignalName(fl.Drain)
 	if fl.DrainStep != 0 {
-		// Sent whether or not Drain was honoured: both are idempotent once
-		// the workers are gone (unicorn and gunicorn stop at zero or one).
-		for range max(len(old.Workers)-fl.DrainFloor, 0) {
-			if err := m.signal(old.ID, fl.DrainStep); err != nil {
-				return fmt.Errorf("drain: %w", err)
-			}
-		}
-		sent += fmt.Sprintf(" and %d×%s", max(len(old.Workers)-fl.DrainFloor, 0), SignalName(fl.DrainStep))
+		sent += fmt.Sprintf(", then %s one worker at a time", SignalName(fl.DrainStep))
 	}
 	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
 		if why := fl.DrainIgnored(m.sys.Facts(old.ID.PID)); why != "" {
@@ -280,6 +273,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	}
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
+	step := nudger{now: m.sys.Now}
 	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
 		st, err := m.sys.Info(old.ID.PID)
 		if err != nil || st.Identity() != old.ID || st.Zombie() {
@@ -300,6 +294,13 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		}
 		if n <= fl.DrainFloor {
 			return true, "", nil
+		}
+		if fl.DrainStep != 0 {
+			// Sent whether or not Drain was honoured (a no-op at zero for
+			// unicorn, at one for gunicorn), one at a time.
+			if err := step.nudge(n, func() error { return m.signal(old.ID, fl.DrainStep) }); err != nil {
+				return false, "", fmt.Errorf("drain: %w", err)
+			}
 		}
 		return false, fmt.Sprintf("%d old workers left %v", n, om.Workers), nil
 	})
@@ -566,25 +567,29 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	}
 	// 1. The old master's workers come back.
 	if n < want {
-		count := 1
+		if err := m.signal(oldID, fl.Respawn); err != nil {
+			return broke(fmt.Errorf("respawn: %w", err))
+		}
+		how := "once"
 		if fl.RespawnAdds {
-			count = want - n
+			how = "once per missing worker"
 		}
-		for range count {
-			if err := m.signal(oldID, fl.Respawn); err != nil {
-				return broke(fmt.Errorf("respawn: %w", err))
-			}
-		}
-		m.step("rollback", "sent %d×%s to old master %d: %d of %d workers", count, SignalName(fl.Respawn), oldID.PID, n, want)
+		m.step("rollback", "sent %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), oldID.PID, how, n, want)
+		step := nudger{now: m.sys.Now, sent: true, n: n, at: m.sys.Now()}
 		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
 			n, err := oldWorkers()
 			if err != nil {
 				return false, "", err
 			}
-			if n < want {
-				return false, fmt.Sprintf("old master %d has %d of %d workers", oldID.PID, n, want), nil
+			if n >= want {
+				return true, "", nil
 			}
-			return true, "", nil
+			if fl.RespawnAdds {
+				if err := step.nudge(n, func() error { return m.signal(oldID, fl.Respawn) }); err != nil {
+					return false, "", fmt.Errorf("respawn: %w", err)
+				}
+			}
+			return false, fmt.Sprintf("old master %d has %d of %d workers", oldID.PID, n, want), nil
 		})
 		if err != nil {
 			return broke(err)
@@ -664,6 +669,31 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	}
 	m.mustRecord(EvRolledBack, why)
 	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, oldID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// nudgeEvery is how long a one-worker signal (TTOU, TTIN) may take effect
+// before it is sent again: standard signals do not queue, so a second one
+// sent while the first is pending is lost.
+const nudgeEvery = time.Second
+
+// nudger sends a one-worker signal after the previous one took effect (the
+// count moved) or after nudgeEvery.
+type nudger struct {
+	now  func() time.Time
+	sent bool
+	n    int // the count when last sent
+	at   time.Time
+}
+
+func (s *nudger) nudge(n int, send func() error) error {
+	if s.sent && n == s.n && s.now().Sub(s.at) < nudgeEvery {
+		return nil
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	s.sent, s.n, s.at = true, n, s.now()
 	return nil
 }
 
