@@ -35,7 +35,8 @@ func (r cmdResult) wantCode(t testing.TB, codes ...int) {
 type batonProc struct {
 	args     []string
 	cmd      *exec.Cmd
-	waited   <-chan error
+	done     chan struct{} // closed when the process was waited for
+	waitErr  error
 	start    time.Time
 	out, err syncBuffer
 	result   *cmdResult
@@ -66,19 +67,35 @@ func batonStart(ctx context.Context, t testing.TB, args ...string) *batonProc {
 	t.Helper()
 	o := ownerOf(t)
 	b := &batonProc{args: args}
-	b.cmd = exec.CommandContext(ctx, batonBin, args...)
+	b.cmd = execCommand(ctx, batonBin, args...)
 	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.err
 	b.cmd.Env = append(os.Environ(), o.marker)
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	b.cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes must not hang the test
 	b.start = time.Now()
-	var err error
-	if b.waited, err = startManaged(b.cmd); err != nil {
+	b.done = make(chan struct{})
+	waited, err := startManaged(b.cmd)
+	if err != nil {
 		t.Fatalf("start baton %s: %v", strings.Join(args, " "), err)
 	}
 	o.adopt(b.cmd.Process.Pid)
+	go func() {
+		b.waitErr = <-waited
+		close(b.done)
+	}()
 	return b
 }
+
+// execCommand is exec.CommandContext with the harness's defaults: its own
+// process group, SIGKILL when ctx ends, and a bounded wait for the output
+// pipes (a grandchild holding them must not hang the test).
+func execCommand(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
+	return cmd
+}
+
+// exited is closed once the process has exited and was waited for.
+func (b *batonProc) exited() <-chan struct{} { return b.done }
 
 // pid is the process id of the running baton.
 func (b *batonProc) pid() int { return b.cmd.Process.Pid }
@@ -90,7 +107,8 @@ func (b *batonProc) wait(t testing.TB) cmdResult {
 	if b.result != nil {
 		return *b.result
 	}
-	err := <-b.waited
+	<-b.done
+	err := b.waitErr
 	r := cmdResult{Args: b.args, Stdout: b.out.String(), Stderr: b.err.String(), Elapsed: time.Since(b.start)}
 	var ee *exec.ExitError
 	switch {

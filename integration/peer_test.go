@@ -168,13 +168,12 @@ func freePort(t testing.TB) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// installBin puts a copy (or hard link) of src at bin/name and returns its path.
+// installBin puts a copy of src at bin/name and returns its path. Always a
+// copy, never a hard link: tests replace and chmod these files, which must
+// never reach the system's binaries or the shared baton build.
 func (p *peer) installBin(t testing.TB, src, name string) string {
 	t.Helper()
 	dst := filepath.Join(p.dir, "bin", name)
-	if err := os.Link(src, dst); err == nil {
-		return dst
-	}
 	if err := copyFile(src, dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
