@@ -490,6 +490,10 @@ func inheritFromParent(value string) ([]candidate, error) {
 		if err != nil {
 			return nil, fmt.Errorf("master: %s: %w", EnvInheritFDs, err)
 		}
+		if l.spec, err = parseListen(in.Spec, "/"); err != nil {
+			l.file.Close()
+			return nil, fmt.Errorf("master: %s: %w", EnvInheritFDs, err)
+		}
 		l.owned, l.fileDev, l.fileIno = in.Owned, in.FileDev, in.FileIno
 		l.fromParent, l.fromSystemd = true, in.Systemd
 		out = append(out, candidate{l: l, spec: in.Spec})

@@ -334,7 +334,13 @@ func newHarness(t *testing.T, opts testOpts, bin string) *harness {
 	if !ok {
 		deadline = time.Now().Add(2 * time.Minute)
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(-time.Until(deadline)/5))
+	// Leave a fifth of the test's time for cleanup and reporting, and never
+	// let one harness wait longer than any healthy run needs.
+	deadline = deadline.Add(-time.Until(deadline) / 5)
+	if limit := time.Now().Add(45 * time.Second); deadline.After(limit) {
+		deadline = limit
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	t.Cleanup(cancel)
 	dir := t.TempDir()
 	if bin == "" {

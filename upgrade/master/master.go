@@ -70,6 +70,7 @@ type master struct {
 	statusPath string
 	start      uint64
 
+	retired  []*listener         // dropped from the configuration, socket file not yet unlinked
 	inherit  string              // EnvInheritFDs as received
 	getenv   func(string) string // looks up Options.Env
 	bg       context.Context     // ends when the master does
@@ -239,9 +240,9 @@ func (m *master) setUp() error {
 	m.lns = use
 	for _, l := range unused {
 		// Not in the configuration any more: close our copy; the previous
-		// generation still serves on it, so never unlink.
+		// master still serves on it, so unlink only once it is gone.
 		m.log.Info("closing listener removed from the configuration", "addr", l.addr)
-		l.close(false)
+		m.retireListener(l)
 	}
 	for _, l := range m.lns {
 		src := "bound"
@@ -410,10 +411,35 @@ func (m *master) applyListeners(cfg *config) error {
 	}
 	for _, l := range unused {
 		m.log.Info("closing listener removed from the configuration", "addr", l.addr)
-		l.close(!m.otherMasterAlive())
+		m.retireListener(l)
 	}
 	m.lns = use
 	return nil
+}
+
+// retire closes a listener the configuration dropped. Its socket file is
+// unlinked now if no other master serves on it, else when the last one is
+// gone (unlinkRetired).
+func (m *master) retireListener(l *listener) {
+	l.file.Close()
+	if l.owned {
+		m.retired = append(m.retired, l)
+	}
+	m.unlinkRetired()
+}
+
+// unlinkRetired removes the socket files of retired listeners once no other
+// master may serve on them.
+func (m *master) unlinkRetired() {
+	if m.otherMasterAlive() {
+		return
+	}
+	for _, l := range m.retired {
+		if err := l.unlinkIfOwned(); err != nil {
+			m.log.Warn("unlinking a retired socket", "addr", l.addr, "err", err)
+		}
+	}
+	m.retired = nil
 }
 
 // announceReady tells systemd that the current generation serves.
@@ -473,6 +499,7 @@ func (m *master) tearDown() {
 			m.log.Warn("closing listener", "addr", l.addr, "err", err)
 		}
 	}
+	m.unlinkRetired()
 	if m.spawner != nil {
 		m.spawner.close()
 	}

@@ -157,6 +157,7 @@ func (m *master) parentGone(p *procs.Process) {
 	m.log.Info("old master exited: upgrade committed", "old_master", m.parentPID)
 	m.parent.Close()
 	m.parent = nil
+	m.unlinkRetired()
 }
 
 // syncChildGeneration keeps generation numbers unique across masters: a

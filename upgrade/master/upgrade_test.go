@@ -660,6 +660,32 @@ func TestConfigFile(t *testing.T) {
 	if !slices.Contains(env, "LISTEN_FDNAMES=unknown:admin") || !slices.Contains(env, "LISTEN_FDS=2") {
 		t.Errorf("worker environment lacks the two named sockets: %q", env)
 	}
+
+	// Commit, then drop the admin socket: the next master closes it, and
+	// its file goes once no master serves on it any more.
+	h.signal(h.pid, syscall.SIGQUIT)
+	h.waitStatus(nw, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending })
+	admin := filepath.Join(h.dir, "admin.sock")
+	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nworkers = 1\n")
+	h.signal(nw, syscall.SIGUSR2)
+	var third int
+	h.waitFor("third pid file", func() bool {
+		third = pidInFile(t, h.opts.PIDFile)
+		return third != 0 && third != nw
+	})
+	ts := h.waitReady(third)
+	if len(ts.Listeners) != 1 || ts.Listeners[0].Inode != inode {
+		t.Errorf("third master's listeners %+v, want only the first socket %d", ts.Listeners, inode)
+	}
+	if _, err := os.Stat(admin); err != nil {
+		t.Errorf("admin socket unlinked while the second master still serves on it: %v", err)
+	}
+	h.signal(nw, syscall.SIGQUIT)
+	h.waitStatus(third, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending })
+	h.waitFor("the dropped socket file to go", func() bool {
+		_, err := os.Stat(admin)
+		return os.IsNotExist(err)
+	})
 }
 
 // TestUserGroup runs the workers as nobody while the master stays root.
