@@ -152,6 +152,72 @@ func initdBaton(t *testing.T) *initd {
 	})
 }
 
+// initdUnicorn lays out a unicorn peer (the harness's configuration:
+// preload_app, working_directory through the `current` symlink) and an init
+// script that starts it daemonized (-D), without starting it.
+func initdUnicorn(t *testing.T) *initd {
+	t.Helper()
+	requirePeer(t, unicornPath, "/usr/bin/ruby")
+	p := newPeer(t, flavorUnicorn, peerOptions{})
+	p.bin = p.installBin(t, unicornPath, "unicorn")
+	logPath := filepath.Join(p.dir, "log", "unicorn.log")
+	p.logs = append(p.logs, logPath)
+	conf := filepath.Join(p.dir, "unicorn.rb")
+	writeFile(t, conf, fmt.Sprintf(`# written by baton's integration tests (scripts_test.go)
+worker_processes %d
+working_directory %q
+listen %q, :backlog => 1024
+listen %q, :backlog => 1024
+pid %q
+stderr_path %q
+stdout_path %q
+preload_app true
+timeout 30
+`, p.workers, p.current, p.addr, p.sock, p.pidfile, logPath, logPath), 0o644)
+	return newInitd(t, p, [][2]string{
+		{"NAME", "test-unicorn"},
+		{"DAEMON", p.bin},
+		{"DAEMON_ARGS", "-D -c " + initdShellWord(conf)},
+		{"DIR", p.current},
+		{"PIDFILE", p.pidfile},
+		{"FLAVOR", "unicorn"},
+		{"CHECKS", p.check()},
+		{"BATON", batonBin},
+		{"SPAWN_TIMEOUT", "60"},
+		{"VERIFY_FOR", "1"},
+	})
+}
+
+// initdGunicorn lays out a gunicorn peer (the harness's flags: --preload,
+// daemonized) and an init script that starts it from DIR, the `current`
+// symlink, without starting it.
+func initdGunicorn(t *testing.T) *initd {
+	t.Helper()
+	requirePeer(t, gunicornPath, "/usr/bin/python3")
+	p := newPeer(t, flavorGunicorn, peerOptions{})
+	p.bin = p.installBin(t, gunicornPath, "gunicorn")
+	logPath := filepath.Join(p.dir, "log", "gunicorn.log")
+	p.logs = append(p.logs, logPath)
+	args := []string{"-D", "--pid", p.pidfile, "-w", strconv.Itoa(p.workers),
+		"-b", p.addr, "-b", "unix:" + p.sock, "--preload", "--graceful-timeout", "10",
+		"--error-logfile", logPath, "--log-level", "info", "app:app"}
+	for i, a := range args {
+		args[i] = initdShellWord(a)
+	}
+	return newInitd(t, p, [][2]string{
+		{"NAME", "test-gunicorn"},
+		{"DAEMON", p.bin},
+		{"DAEMON_ARGS", strings.Join(args, " ")},
+		{"DIR", p.current},
+		{"PIDFILE", p.pidfile},
+		{"FLAVOR", "gunicorn"},
+		{"CHECKS", p.check()},
+		{"BATON", batonBin},
+		{"SPAWN_TIMEOUT", "60"},
+		{"VERIFY_FOR", "1"},
+	})
+}
+
 // run runs the init script's action to completion (bounded by ctx), with the
 // test's marker, in its own process group, its output in a file (a daemon it
 // starts may keep its stdout or stderr), and adopts the masters the pid files
@@ -225,19 +291,71 @@ func initdUnderLoad(ctx context.Context, t *testing.T, p *peer, step func(flow f
 
 // TestInitScript drives a real nginx and a real baton master through the init
 // script's life cycle, with load during everything that must not drop a
-// request.
+// request; and unicorn and gunicorn, which the same script manages through
+// FLAVOR, DIR and STOP_SIGNALS, through start, upgrade, rollback and stop.
 func TestInitScript(t *testing.T) {
-	for _, f := range []flavor{flavorNginx, flavorBaton} {
-		t.Run(string(f), func(t *testing.T) {
-			var d *initd
-			if f == flavorNginx {
-				d = initdNginx(t)
-			} else {
-				d = initdBaton(t)
-			}
-			initdLifeCycle(t, d)
+	for _, tc := range []struct {
+		flavor flavor
+		setup  func(*testing.T) *initd
+		cycle  func(*testing.T, *initd)
+	}{
+		{flavorNginx, initdNginx, initdLifeCycle},
+		{flavorBaton, initdBaton, initdLifeCycle},
+		{flavorUnicorn, initdUnicorn, initdShortCycle},
+		{flavorGunicorn, initdGunicorn, initdShortCycle},
+	} {
+		t.Run(string(tc.flavor), func(t *testing.T) {
+			tc.cycle(t, tc.setup(t))
 		})
 	}
+}
+
+// initdShortCycle is start, upgrade under load, a pending upgrade that
+// status reports and rollback undoes, and stop (the flavor's graceful
+// signal: the workers finish, nothing is killed).
+func initdShortCycle(t *testing.T, d *initd) {
+	p := d.p
+	ctx := testContext(t)
+	d.want(ctx, t, "status", 3)
+	d.want(ctx, t, "start", 0)
+	first := p.waitReady(ctx, t)
+	d.want(ctx, t, "status", 0)
+
+	runsNew := p.replaceBinary(t)
+	p.release(t, "v2")
+	initdUnderLoad(ctx, t, p, func(func()) { d.want(ctx, t, "upgrade", 0) }, "v1", "v2")
+	second := p.masterPID(t)
+	if second == first || alive(first) {
+		t.Fatalf("upgrade: pid file names %d, old master %d alive: %v", second, first, alive(first))
+	}
+	if err := runsNew(second); err != nil {
+		t.Errorf("upgrade: the new master does not run the new build: %v", err)
+	}
+	p.wantServing(ctx, t, "v2")
+	p.wantPidfiles(t, second)
+
+	p.release(t, "v3")
+	initdUnderLoad(ctx, t, p, func(flow func()) {
+		d.want(ctx, t, "upgrade-start", 0)
+		flow() // served by v3 alone
+		r := d.want(ctx, t, "status", 0)
+		if !strings.Contains(r.out, "upgrade pending") {
+			t.Errorf("status does not report the pending upgrade:\n%s", r.out)
+		}
+		p.release(t, "v2") // revert the release, then roll back
+		d.want(ctx, t, "rollback", 0)
+		p.wantServing(ctx, t, "v2")
+	}, "v2", "v3")
+	p.wantPidfiles(t, second)
+
+	workers := p.workersOf(second)
+	d.want(ctx, t, "stop", 0)
+	for _, pr := range append(workers, proc{pid: second}) {
+		if alive(pr.pid) {
+			t.Errorf("stop returned with %d alive", pr.pid)
+		}
+	}
+	d.want(ctx, t, "status", 3)
 }
 
 func initdLifeCycle(t *testing.T, d *initd) {
