@@ -52,6 +52,12 @@ type Flavor struct {
 	RespawnsWorkers bool
 	// StatusFile: the master publishes a MasterStatus at StatusPath.
 	StatusFile bool
+	// MasterEnv, when set, is an environment variable naming the parent's
+	// pid that a master started by Upgrade has: it tells a new master from a
+	// worker when their command lines are the same (gunicorn without
+	// setproctitle). Without it, a child whose command line matches is a
+	// master.
+	MasterEnv string
 	// ExecPath, when set, is the program the master will exec on Upgrade,
 	// as it names it (a relative path is taken from its working
 	// directory); nil means the binary /proc/PID/exe points to.
@@ -186,6 +192,7 @@ var Flavors = []Flavor{
 		RespawnAdds:     true,
 		Stop:            syscall.SIGTERM,
 		Terminate:       syscall.SIGINT,
+		MasterEnv:       "GUNICORN_PID",
 		RestoresPidfile: true, // it never moves the old master's file
 	},
 }

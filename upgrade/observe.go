@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -112,7 +113,7 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 			continue
 		}
 		switch {
-		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || m.flavor.Match(k.Cmdline):
+		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || k.Role() == procs.RoleUnknown && m.childIsMaster(k):
 			mo.ChildMasters = append(mo.ChildMasters, k.PID)
 		default:
 			mo.Workers = append(mo.Workers, k.PID)
@@ -127,6 +128,24 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 		}
 	}
 	return mo
+}
+
+// childIsMaster tells a new master from a worker whose title says neither.
+func (m *Machine) childIsMaster(k procs.Stat) bool {
+	if !m.flavor.Match(k.Cmdline) {
+		return false
+	}
+	if m.flavor.MasterEnv == "" {
+		return true
+	}
+	for _, kv := range m.sys.Facts(k.PID).Environ {
+		// The variable names the parent: the new master's own workers inherit
+		// it but are children of the new master, not of the one it names.
+		if kv == m.flavor.MasterEnv+"="+strconv.Itoa(k.PPID) {
+			return true
+		}
+	}
+	return false
 }
 
 // workerIDs pins the identities of a master's workers.

@@ -274,6 +274,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
 	step := nudger{now: m.sys.Now}
+	changed := m.sys.Now()
 	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
 		st, err := m.sys.Info(old.ID.PID)
 		if err != nil || st.Identity() != old.ID || st.Zombie() {
@@ -290,9 +291,11 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		}
 		if n != last {
 			m.step("drain", "%d old workers left", n)
-			last = n
+			last, changed = n, m.sys.Now()
 		}
-		if n <= fl.DrainFloor {
+		// Zero is done. Above a flavor's floor, stop once the count holds
+		// still: Drain may have been ignored and DrainStep goes no lower.
+		if n == 0 || n <= fl.DrainFloor && m.sys.Now().Sub(changed) >= nudgeEvery {
 			return true, "", nil
 		}
 		if fl.DrainStep != 0 {
