@@ -127,6 +127,7 @@ type testOpts struct {
 	Command     []string
 	BackoffMax  time.Duration
 	User, Group string
+	StopSignal  string
 }
 
 func helperMaster() int {
@@ -138,7 +139,7 @@ func helperMaster() int {
 	opts := master.Options{
 		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, Workers: o.Workers, Dir: o.Dir,
 		EnvFile: o.EnvFile, EnvDrop: o.EnvDrop, Ready: o.Ready, StopTimeout: o.StopTimeout,
-		LogFile: o.LogFile, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group,
+		LogFile: o.LogFile, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group, StopSignal: o.StopSignal,
 		BackoffMin: 20 * time.Millisecond,
 	}
 	if o.LogFile == "" {

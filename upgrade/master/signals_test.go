@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/upgrade"
@@ -220,4 +221,43 @@ func sorted(s []int) []int {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestFastStop: TERM and INT stop the workers with TERM at once, then the
+// master removes its pid file, status file and socket file.
+func TestFastStop(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		sig  syscall.Signal
+	}{
+		{name: "TERM", sig: syscall.SIGTERM},
+		{name: "INT", sig: syscall.SIGINT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The graceful stop signal is one the workers shrug off (they
+			// count USR1): only a fast stop's TERM ends them before the
+			// stop timeout's KILL.
+			h := newHarness(t, testOpts{Workers: 2, Listen: []string{"unix:app.sock"}, StopSignal: "USR1", StopTimeout: time.Minute}, "")
+			h.start()
+			st := h.waitReady(h.pid)
+			sock := st.Listeners[0].Addr
+			h.signal(h.pid, tc.sig)
+			for _, w := range workerPIDs(st, "ready") {
+				h.waitGone(w)
+			}
+			h.waitGone(h.pid)
+			for _, p := range []string{h.opts.PIDFile, upgrade.StatusPath(h.opts.PIDFile, h.pid), sock} {
+				if _, err := os.Stat(p); !os.IsNotExist(err) {
+					t.Errorf("%s after a fast stop: %v", p, err)
+				}
+			}
+			if !h.sd.said(h.pid, "STOPPING=1") {
+				t.Errorf("no STOPPING=1: %v", h.sd)
+			}
+			data, _ := os.ReadFile(h.log)
+			if !strings.Contains(string(data), "action=fast-stop") || strings.Contains(string(data), "did not stop in time") {
+				t.Errorf("log does not show a prompt fast stop")
+			}
+		})
+	}
 }
