@@ -725,3 +725,45 @@ func TestUserGroup(t *testing.T) {
 	h.signal(h.pid, syscall.SIGKILL)
 	h.waitGone(w)
 }
+
+// TestRollbackKeepsOldEnv: a rollback (HUP to the old master while the new
+// one runs) brings the old generation back with the envfile values it ran
+// with, not the new release's; a HUP once the new master is gone reads the
+// file again.
+func TestRollbackKeepsOldEnv(t *testing.T) {
+	h := newHarness(t, testOpts{Workers: 1}, "")
+	h.opts.EnvFile = filepath.Join(h.dir, "app.env")
+	writeFile(t, h.opts.EnvFile, "WORKER_VERSION=v1\n")
+	h.start()
+	old := h.pid
+	writeFile(t, h.opts.EnvFile, "WORKER_VERSION=v2\n")
+	h.signal(old, syscall.SIGUSR2)
+	var nw int
+	h.waitFor("new pid file", func() bool {
+		nw = pidInFile(t, h.opts.PIDFile)
+		return nw != 0 && nw != old
+	})
+	h.waitReady(nw)
+	h.signal(old, syscall.SIGWINCH)
+	h.waitStatus(old, "old drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+	ns, _ := h.statusOf(nw)
+	if body := h.get(ns, "/"); !strings.Contains(body, "version=v2") {
+		t.Fatalf("new release answers %q, want v2", body)
+	}
+	h.signal(old, syscall.SIGHUP)
+	st := h.waitStatus(old, "old serving again", func(s upgrade.MasterStatus) bool { return s.Ready && len(s.Workers) == 1 })
+	h.signal(nw, syscall.SIGQUIT)
+	h.waitGone(nw)
+	st = h.waitStatus(old, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+	if body := h.get(st, "/"); !strings.Contains(body, "version=v1") {
+		t.Errorf("rolled-back generation answers %q, want the old v1", body)
+	}
+	h.signal(old, syscall.SIGHUP)
+	gen := st.Generation
+	st = h.waitStatus(old, "a reloaded generation", func(s upgrade.MasterStatus) bool {
+		return s.Ready && s.Generation > gen && len(s.Workers) == 1 && s.Workers[0].Generation > gen
+	})
+	if body := h.get(st, "/"); !strings.Contains(body, "version=v2") {
+		t.Errorf("after a plain HUP the answer is %q, want the envfile's v2", body)
+	}
+}
