@@ -168,11 +168,14 @@ func serveDemo(ctx context.Context, lns []net.Listener, cfg demoConfig) error {
 	for _, ln := range lns {
 		ln.Close() // Serve returns; its error is not read any more
 	}
+	// Once every Serve has returned, a connection accept(2) gave it just as
+	// its listener closed has been tracked too (Serve reports StateNew
+	// before it accepts again).
+	wg.Wait()
 	if err := conns.waitQuiet(drainCtx); err != nil {
 		log.Warn("connections still busy at the drain timeout", "err", err)
 	}
 	err := srv.Shutdown(drainCtx)
-	wg.Wait()
 	if err != nil {
 		return fmt.Errorf("demo-app: drain: %w", err)
 	}
