@@ -411,6 +411,15 @@ func initdLifeCycle(t *testing.T, d *initd) {
 		t.Errorf("reload replaced master %d with %d", second, got)
 	}
 
+	// restart: stop, then start; a gap without service, so no load.
+	d.want(ctx, t, "restart", 0)
+	restarted := p.waitReady(ctx, t)
+	if restarted == second || alive(second) {
+		t.Fatalf("restart: pid file names %d, master %d alive: %v", restarted, second, alive(second))
+	}
+	second = restarted
+	p.wantServing(ctx, t, "v3")
+
 	// A manual `baton upgrade start` (no commit), then the script's rollback:
 	// the old master gets its workers back and the new one goes.
 	p.release(t, "v4")
@@ -508,6 +517,8 @@ func initdLifeCycle(t *testing.T, d *initd) {
 		t.Errorf("GET / answered after stop")
 	}
 	d.want(ctx, t, "reload", 7)
+	d.want(ctx, t, "try-restart", 0) // not running: nothing to restart
+	d.want(ctx, t, "status", 3)
 }
 
 // TestInitScriptStatusCodes checks the LSB status codes and the refusals
