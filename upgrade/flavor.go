@@ -52,6 +52,9 @@ type Flavor struct {
 	RespawnsWorkers bool
 	// StatusFile: the master publishes a MasterStatus at StatusPath.
 	StatusFile bool
+	// UpgradeIgnored says when the master ignores Upgrade, for the message
+	// of a spawn that never starts.
+	UpgradeIgnored string
 	// MasterEnv, when set, is an environment variable naming the parent's
 	// pid that a master started by Upgrade has: it tells a new master from a
 	// worker when their command lines are the same (gunicorn without
@@ -136,6 +139,7 @@ var Flavors = []Flavor{
 		RespawnsWorkers: true,
 		// nginx execs its own argv[0] (ngx_exec_new_binary), which the title
 		// keeps after "master process": a bare "nginx" cannot be re-executed.
+		UpgradeIgnored: "nginx ignores USR2 while a new binary runs and while its parent is still the process that started it (\"daemon off\" under a supervisor); see its error log",
 		ExecPath: func(c []string) string {
 			f := strings.Fields(strings.Join(c, " "))
 			if len(f) > 3 && f[1] == "master" && f[2] == "process" {
@@ -168,6 +172,7 @@ var Flavors = []Flavor{
 		DrainStep:       syscall.SIGTTOU,
 		Respawn:         syscall.SIGTTIN,
 		RespawnAdds:     true,
+		UpgradeIgnored:  "unicorn ignores USR2 while its re-executed child runs or while <pidfile>.oldbin names a live master; see its stderr log",
 		Stop:            syscall.SIGQUIT,
 		Terminate:       syscall.SIGTERM,
 		RestoresPidfile: true,
@@ -193,6 +198,7 @@ var Flavors = []Flavor{
 		Stop:            syscall.SIGTERM,
 		Terminate:       syscall.SIGINT,
 		MasterEnv:       "GUNICORN_PID",
+		UpgradeIgnored:  "gunicorn ignores USR2 while a child or parent master exists; see its error log",
 		RestoresPidfile: true, // it never moves the old master's file
 	},
 }

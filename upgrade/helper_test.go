@@ -250,8 +250,10 @@ func fakeMaster() {
 				if err := os.Rename(pidfile, pidfile+".oldbin"); err != nil {
 					continue
 				}
-				cmd := exec.Command(self)
-				cmd.Args = []string{"nginx: master process " + self}
+				// Like nginx: exec argv[0] as it is on disk now.
+				bin := strings.TrimPrefix(os.Args[0], "nginx: master process ")
+				cmd := exec.Command(bin)
+				cmd.Args = []string{"nginx: master process " + bin}
 				cmd.Env = append(os.Environ(), "NGINX=3;", "FAKE_INHERITED=1")
 				cmd.Env = append(cmd.Env, readEnvFile(filepath.Join(dir, "next.env"))...)
 				cmd.ExtraFiles = []*os.File{lnFile}
@@ -390,6 +392,7 @@ type fake struct {
 }
 
 type fakeOptions struct {
+	bin     string // the binary to run, default the test binary
 	workers int
 	env     []string
 	next    []string // the new master's environment overrides
@@ -408,8 +411,12 @@ func startFake(t *testing.T, o fakeOptions) *fake {
 	f := &fake{t: t, dir: dir, pidfile: filepath.Join(dir, "app.pid")}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.Command(testBin)
-	cmd.Args = []string{"nginx: master process " + testBin}
+	bin := testBin
+	if o.bin != "" {
+		bin = o.bin
+	}
+	cmd := exec.Command(bin)
+	cmd.Args = []string{"nginx: master process " + bin}
 	cmd.Env = append(os.Environ(), helperEnv+"=master", "FAKE_PIDFILE="+f.pidfile, "FAKE_WORKERS="+strconv.Itoa(o.workers), "FAKE_VERSION=v1")
 	cmd.Env = append(cmd.Env, o.env...)
 	// A session of its own: like a daemonized nginx, and one group to kill.

@@ -291,6 +291,11 @@ func (m *Machine) Status(ctx context.Context) (*Report, error) {
 	}
 	_, v := m.classifyOnly()
 	m.rep.Advice = v.Advice
+	for _, mo := range []*MasterObs{v.Old, v.New} {
+		if mo != nil && mo.BinaryGone {
+			m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("the binary of master %d, %s, was replaced on disk: an upgrade is due", mo.ID.PID, mo.Binary))
+		}
+	}
 	if len(m.opts.Checks) > 0 {
 		_ = m.checkAll(ctx)
 	}

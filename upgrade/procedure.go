@@ -131,6 +131,13 @@ func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
 	return old, nil
 }
 
+func closing(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ")"
+}
+
 func checksSuffix(n int) string {
 	if n == 0 {
 		return ""
@@ -172,7 +179,7 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterO
 		}
 		if om == nil || om.ID != old.ID {
 			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
-				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet (%s ignores %s while an upgrade is pending; nginx also while its parent is the process that started it: see its error log)", m.opts.Pidfile, oldPath, m.flavor.Name, SignalName(m.flavor.Upgrade)), nil
+				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
 			}
 			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
 				return false, "", fmt.Errorf("the old master %s died", old.ID)
@@ -193,7 +200,7 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterO
 			if newObs.Err != "" {
 				return false, fmt.Sprintf("%s: %s", newPath, newObs.Err), nil
 			}
-			return false, fmt.Sprintf("no new master in %s yet", newPath), nil
+			return false, fmt.Sprintf("no new master in %s yet%s", newPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
 		}
 		if nm.PPID != old.ID.PID {
 			return false, "", fmt.Errorf("%s names pid %d, whose parent is %d, not the old master %d", newPath, nm.ID.PID, nm.PPID, old.ID.PID)

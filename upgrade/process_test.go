@@ -494,3 +494,80 @@ func TestPreflightRefuses(t *testing.T) {
 		t.Errorf("the master got signals:\n%s", sig)
 	}
 }
+
+// copyFile copies src to dst with mode 0755, through a temporary file and a
+// rename, as a package manager replaces a binary.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := dst + ".new"
+	if err := os.WriteFile(tmp, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBinaryReplacedOnDisk: status says an upgrade is due once the binary
+// is replaced, and the upgrade runs the new file.
+func TestBinaryReplacedOnDisk(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "server")
+	copyFile(t, testBin, bin)
+	f := startFake(t, fakeOptions{bin: bin, next: []string{"FAKE_VERSION=v2"}})
+	rep, err := newMachine(t, f, nil).Status(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Old == nil || rep.Old.BinaryGone || strings.Contains(strings.Join(rep.Findings, " "), "upgrade is due") {
+		t.Fatalf("before the swap: %+v %q", rep.Old, rep.Findings)
+	}
+	copyFile(t, testBin, bin)
+	rep, err = newMachine(t, f, nil).Status(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Old == nil || !rep.Old.BinaryGone || !strings.Contains(strings.Join(rep.Findings, " "), "upgrade is due") {
+		t.Fatalf("after the swap: %+v %q", rep.Old, rep.Findings)
+	}
+	fi, err := os.Stat(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err = newMachine(t, f, func(o *Options) { o.Commit = true }).Start(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := procs.Info(rep.New.ID.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ExeDeleted || st.Exe != bin {
+		t.Errorf("new master runs %s (deleted %v), want %s", st.Exe, st.ExeDeleted, bin)
+	}
+	if fi2, _ := os.Stat(st.Exe); !os.SameFile(fi, fi2) {
+		t.Error("the new master does not run the replaced file")
+	}
+}
+
+// TestPreflightBinaryGone: nothing is signalled when the binary the master
+// would exec is gone.
+func TestPreflightBinaryGone(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "server")
+	copyFile(t, testBin, bin)
+	f := startFake(t, fakeOptions{bin: bin})
+	master := f.pid(f.pidfile)
+	if err := os.Remove(bin); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newMachine(t, f, nil).Start(testCtx(t))
+	if !errors.Is(err, ErrPreflight) || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("start: %v, want ErrPreflight about the binary", err)
+	}
+	if sig := f.signals(master); strings.Contains(sig, "signal") {
+		t.Errorf("the master got signals:\n%s", sig)
+	}
+}

@@ -257,7 +257,7 @@ type sdMsg struct {
 	text string
 }
 
-func newFakeSystemd(t *testing.T, dir string) *fakeSystemd {
+func newFakeSystemd(t testing.TB, dir string) *fakeSystemd {
 	t.Helper()
 	path := filepath.Join(dir, "systemd.sock")
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
@@ -312,7 +312,7 @@ func (f *fakeSystemd) String() string {
 
 // harness runs one master helper and what it starts.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	dir      string
 	bin      string // the program started as master (and workers)
@@ -329,9 +329,13 @@ type harness struct {
 
 // newHarness prepares a master helper; start runs it. bin "" means the test
 // binary itself.
-func newHarness(t *testing.T, opts testOpts, bin string) *harness {
+func newHarness(t testing.TB, opts testOpts, bin string) *harness {
 	t.Helper()
-	deadline, ok := t.Deadline()
+	var deadline time.Time
+	ok := false
+	if d, has := t.(interface{ Deadline() (time.Time, bool) }); has {
+		deadline, ok = d.Deadline()
+	}
 	if !ok {
 		deadline = time.Now().Add(2 * time.Minute)
 	}
@@ -482,7 +486,7 @@ func (h *harness) signal(pid int, sig syscall.Signal) {
 }
 
 // pidInFile reads a pid file, 0 when it is missing.
-func pidInFile(t *testing.T, path string) int {
+func pidInFile(t testing.TB, path string) int {
 	t.Helper()
 	pid, err := pidfile.Read(path)
 	if errors.Is(err, pidfile.ErrMissing) || errors.Is(err, os.ErrNotExist) {
@@ -539,7 +543,7 @@ func workerPIDs(s upgrade.MasterStatus, state string) []int {
 }
 
 // listenerInodes lists the inodes of the listening sockets pid holds, as /proc shows them.
-func listenerInodes(t *testing.T, pid int) []uint64 {
+func listenerInodes(t testing.TB, pid int) []uint64 {
 	t.Helper()
 	ls, err := procs.Listeners(pid)
 	if err != nil {
@@ -553,7 +557,7 @@ func listenerInodes(t *testing.T, pid int) []uint64 {
 }
 
 // children lists the live children of pid.
-func children(t *testing.T, pid int) []int {
+func children(t testing.TB, pid int) []int {
 	t.Helper()
 	cs, err := procs.Children(pid)
 	if err != nil {

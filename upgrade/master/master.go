@@ -517,7 +517,9 @@ func (m *master) tearDown() {
 	if m.parent != nil {
 		m.parent.Close()
 	}
-	m.log.Info("master exited")
+	if m.spawner != nil { // it had started
+		m.log.Info("master exited")
+	}
 }
 
 // reopen reopens the log file and passes the signal to the workers (USR1).

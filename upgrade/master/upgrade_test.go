@@ -751,10 +751,10 @@ func TestRollbackKeepsOldEnv(t *testing.T) {
 		t.Fatalf("new release answers %q, want v2", body)
 	}
 	h.signal(old, syscall.SIGHUP)
-	st := h.waitStatus(old, "old serving again", func(s upgrade.MasterStatus) bool { return s.Ready && len(s.Workers) == 1 })
+	h.waitStatus(old, "old serving again", func(s upgrade.MasterStatus) bool { return s.Ready && len(s.Workers) == 1 })
 	h.signal(nw, syscall.SIGQUIT)
 	h.waitGone(nw)
-	st = h.waitStatus(old, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+	st := h.waitStatus(old, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
 	if body := h.get(st, "/"); !strings.Contains(body, "version=v1") {
 		t.Errorf("rolled-back generation answers %q, want the old v1", body)
 	}
