@@ -81,7 +81,9 @@
 //     connections queued on the closed socket). A unix socket file is
 //     unlinked only by the last master out, and only if it is still the file
 //     baton created.
-//   - Only a master with no live parent or child sends STOPPING=1.
+//   - Only a master with no live parent or child sends STOPPING=1. Under
+//     systemd the unit needs NotifyAccess=all: the new master speaks (its
+//     MAINPID=) before systemd knows it as the main process.
 //   - Go's http.Server.Shutdown drops a request it reads on a connection
 //     accepted just before shutdown began; the test worker drains by closing
 //     its listeners and disabling keep-alives instead (main_test.go).
