@@ -190,7 +190,11 @@ func runDemo(ctx context.Context, opts demoOptions) (rep *DemoReport, err error)
 		}
 		rep.Elapsed = time.Since(begin)
 	}()
-	return rep, d.run(ctx)
+	err = d.run(ctx)
+	if ctx.Err() != nil {
+		err = fmt.Errorf("demo: interrupted: %w", ctx.Err())
+	}
+	return rep, err
 }
 
 // run is the demo's script. A step that fails ends it; cleanup follows.
