@@ -88,6 +88,14 @@ func (m *Machine) inspect(p *PidObs, written time.Time, masters []int) {
 		p.Err = fmt.Sprintf("pid %d started at %s, after the file was written: the pid was reused", p.PID, st.StartTime.Format(time.RFC3339))
 		return
 	}
+	if m.j != nil {
+		for _, id := range []procs.Identity{m.j.Old, m.j.New} {
+			if id.PID == st.PID && id.Start != st.Start {
+				p.Err = fmt.Sprintf("pid %d was reused: the journal's master %s is gone", p.PID, id)
+				return
+			}
+		}
+	}
 	if !m.flavor.Match(st.Cmdline) {
 		p.Err = fmt.Sprintf("pid %d runs %q, not a %s master", p.PID, strings.Join(st.Cmdline, " "), m.flavor.Name)
 		return

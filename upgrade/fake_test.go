@@ -1,0 +1,388 @@
+package upgrade
+
+// Timeout logic under testing/synctest: the Machine drives a fake system
+// (processes in a map, real pid files in a temporary directory) in a bubble
+// whose clock only moves when everything waits, so 30-second timeouts take
+// no time and their length can be asserted exactly.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+type fakeProc struct {
+	stat    procs.Stat
+	workers bool // a worker, not a master
+	dead    chan struct{}
+}
+
+// fakeSys is an nginx-like world. Behaviour switches are set per test.
+type fakeSys struct {
+	t       *testing.T
+	pidfile string
+	mu      sync.Mutex
+	next    int
+	procs   map[int]*fakeProc
+	log     []string // "PID SIG"
+
+	neverWritesPid bool // the new master starts but never writes its pid file
+	ignoreWinch    bool // the old master ignores WINCH
+	newIgnoresStop bool // the new master ignores QUIT and TERM
+}
+
+func newFakeSys(t *testing.T) *fakeSys {
+	f := &fakeSys{t: t, pidfile: filepath.Join(t.TempDir(), "app.pid"), next: 100, procs: map[int]*fakeProc{}}
+	old := f.spawnMaster(1)
+	f.writePid(f.pidfile, old)
+	return f
+}
+
+// spawn adds a process; callers hold mu or run before the test starts.
+func (f *fakeSys) spawn(ppid int, cmdline string, worker bool) int {
+	f.next++
+	pid := f.next
+	f.procs[pid] = &fakeProc{
+		stat: procs.Stat{PID: pid, PPID: ppid, State: 'S', Start: uint64(pid) * 7, StartTime: time.Now().Add(-time.Hour),
+			Exe: "/bin/true", Cwd: "/", Cmdline: []string{cmdline}},
+		workers: worker,
+		dead:    make(chan struct{}),
+	}
+	return pid
+}
+
+func (f *fakeSys) spawnMaster(ppid int) int {
+	pid := f.spawn(ppid, "nginx: master process /bin/true", false)
+	f.spawn(pid, "nginx: worker process", true)
+	f.spawn(pid, "nginx: worker process", true)
+	return pid
+}
+
+func (f *fakeSys) writePid(path string, pid int) {
+	if err := os.WriteFile(path, []byte(strconv.Itoa(pid)+"\n"), 0o644); err != nil {
+		f.t.Error(err)
+	}
+}
+
+func (f *fakeSys) kill(pid int) {
+	p := f.procs[pid]
+	if p == nil || isClosed(p.dead) {
+		return
+	}
+	close(p.dead)
+	// Orphans go to init, like nginx's workers when their master is killed.
+	for _, c := range f.procs {
+		if c.stat.PPID == pid && !isClosed(c.dead) {
+			c.stat.PPID = 1
+		}
+	}
+	// The old master reaps its new master: restores its pid file and
+	// respawns its workers (nginx).
+	if parent := f.procs[p.stat.PPID]; parent != nil && !p.workers && !isClosed(parent.dead) {
+		if data, _ := os.ReadFile(f.pidfile + ".oldbin"); strings.TrimSpace(string(data)) == strconv.Itoa(parent.stat.PID) {
+			os.Rename(f.pidfile+".oldbin", f.pidfile)
+		}
+	}
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+func (f *fakeSys) children(pid int) []int {
+	var out []int
+	for cpid, c := range f.procs {
+		if c.stat.PPID == pid && !isClosed(c.dead) {
+			out = append(out, cpid)
+		}
+	}
+	return out
+}
+
+func (f *fakeSys) signal(pid int, sig syscall.Signal) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, fmt.Sprintf("%d %s", pid, SignalName(sig)))
+	p := f.procs[pid]
+	isNew := p.stat.PPID != 1
+	switch {
+	case sig == syscall.SIGKILL:
+		f.kill(pid)
+	case p.workers:
+		f.kill(pid) // workers stop on any signal
+	case sig == syscall.SIGUSR2:
+		os.Rename(f.pidfile, f.pidfile+".oldbin")
+		nu := f.spawnMaster(pid)
+		if !f.neverWritesPid {
+			f.writePid(f.pidfile, nu)
+		}
+	case sig == syscall.SIGWINCH:
+		if !f.ignoreWinch {
+			for _, c := range f.children(pid) {
+				if f.procs[c].workers {
+					f.kill(c)
+				}
+			}
+		}
+	case sig == syscall.SIGHUP:
+		for len(f.workersOf(pid)) < 2 {
+			f.spawn(pid, "nginx: worker process", true)
+		}
+	case sig == syscall.SIGQUIT || sig == syscall.SIGTERM:
+		if isNew && f.newIgnoresStop {
+			return
+		}
+		for _, c := range f.children(pid) {
+			f.kill(c)
+		}
+		for _, path := range []string{f.pidfile, f.pidfile + ".oldbin"} {
+			if data, _ := os.ReadFile(path); strings.TrimSpace(string(data)) == strconv.Itoa(pid) {
+				os.Remove(path)
+			}
+		}
+		f.kill(pid)
+	}
+}
+
+func (f *fakeSys) workersOf(pid int) []int {
+	var out []int
+	for _, c := range f.children(pid) {
+		if f.procs[c].workers {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+type fakeHandle struct {
+	f  *fakeSys
+	id procs.Identity
+	p  *fakeProc
+}
+
+func (h *fakeHandle) Identity() procs.Identity { return h.id }
+func (h *fakeHandle) Signal(sig syscall.Signal) error {
+	if isClosed(h.p.dead) {
+		return &procs.SignalError{PID: h.id.PID, Signal: sig, Err: procs.ErrGone}
+	}
+	h.f.signal(h.id.PID, sig)
+	return nil
+}
+func (h *fakeHandle) Alive() bool { return !isClosed(h.p.dead) }
+func (h *fakeHandle) Wait(ctx context.Context) error {
+	select {
+	case <-h.p.dead:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("fake wait: %w", ctx.Err())
+	}
+}
+func (h *fakeHandle) Close() error { return nil }
+
+func (f *fakeSys) system() System {
+	return System{
+		Info: func(pid int) (procs.Stat, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			p := f.procs[pid]
+			if p == nil || isClosed(p.dead) {
+				return procs.Stat{}, fmt.Errorf("fake %d: %w", pid, procs.ErrGone)
+			}
+			return p.stat, nil
+		},
+		Children: func(pid int) ([]procs.Stat, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			var out []procs.Stat
+			for _, c := range f.children(pid) {
+				out = append(out, f.procs[c].stat)
+			}
+			return out, nil
+		},
+		Listeners: func(pid int) ([]procs.Listener, error) {
+			return []procs.Listener{{Inode: 4242, FD: 3, Network: "tcp", Addr: "127.0.0.1:80"}}, nil
+		},
+		Open: func(id procs.Identity) (Process, error) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			p := f.procs[id.PID]
+			if p == nil || isClosed(p.dead) {
+				return nil, procs.ErrGone
+			}
+			if p.stat.Start != id.Start {
+				return nil, procs.ErrReused
+			}
+			return &fakeHandle{f: f, id: id, p: p}, nil
+		},
+		ReadPid: func(path string) (int, error) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return 0, err
+			}
+			return strconv.Atoi(strings.TrimSpace(string(b)))
+		},
+		RestoreOldbin: func(path string) error { return os.Rename(path+".oldbin", path) },
+		Facts:         func(pid int) MasterFacts { return MasterFacts{PID: pid, Session: pid} },
+		Watch:         func(string) (<-chan struct{}, func()) { return nil, func() {} },
+	}
+}
+
+func (f *fakeSys) signalsTo(pid int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, l := range f.log {
+		if p, sig, _ := strings.Cut(l, " "); p == strconv.Itoa(pid) {
+			out = append(out, sig)
+		}
+	}
+	return out
+}
+
+func fakeMachine(t *testing.T, f *fakeSys) *Machine {
+	m, err := New(Options{
+		Pidfile:      f.pidfile,
+		SpawnTimeout: 30 * time.Second,
+		DrainTimeout: 30 * time.Second,
+		VerifyFor:    2 * time.Second,
+		StopTimeout:  10 * time.Second,
+		Sys:          f.system(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestFakeSpawnTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		f.neverWritesPid = true
+		start := time.Now()
+		rep, err := fakeMachine(t, f).Start(t.Context())
+		if !errors.Is(err, ErrRolledBack) || !errors.Is(err, ErrTimeout) {
+			t.Fatalf("start: %v, want a rolled-back timeout", err)
+		}
+		var spawnFailed time.Duration
+		for _, s := range rep.Steps {
+			if s.Name == "spawn" && strings.HasPrefix(s.Msg, "failed") {
+				spawnFailed = s.Elapsed
+			}
+		}
+		if spawnFailed != 30*time.Second {
+			t.Errorf("spawn failed after %v, want exactly the 30s spawn timeout", spawnFailed)
+		}
+		if rep.State != RolledBack {
+			t.Errorf("state %s", rep.State)
+		}
+		// The unannounced new master was found as the old one's child and
+		// stopped gracefully.
+		if got := strings.Join(f.signalsTo(rep.Journal.New.PID), ","); rep.Journal.New.PID == 0 || got != "QUIT" {
+			t.Errorf("new master got %q, want QUIT", got)
+		}
+		if d := time.Since(start); d > 31*time.Second {
+			t.Errorf("took %v of fake time", d)
+		}
+	})
+}
+
+func TestFakeStopEscalation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		f.newIgnoresStop = true
+		if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		nu, _ := strconv.Atoi(strings.TrimSpace(readFile(t, f.pidfile)))
+		f.mu.Lock()
+		newWorkers := f.workersOf(nu)
+		f.mu.Unlock()
+		start := time.Now()
+		rep, err := fakeMachine(t, f).Rollback(t.Context())
+		if err != nil {
+			t.Fatalf("rollback: %v", err)
+		}
+		if got := strings.Join(f.signalsTo(nu), ","); got != "QUIT,TERM,KILL" {
+			t.Errorf("new master got %q, want QUIT,TERM,KILL", got)
+		}
+		if d := time.Since(start); d < 20*time.Second || d > 21*time.Second {
+			t.Errorf("rollback took %v of fake time, want two 10s stop timeouts", d)
+		}
+		for _, w := range newWorkers {
+			if got := strings.Join(f.signalsTo(w), ","); got != "TERM" {
+				t.Errorf("orphaned worker %d got %q, want TERM", w, got)
+			}
+		}
+		if rep.State != RolledBack {
+			t.Errorf("state %s", rep.State)
+		}
+	})
+}
+
+func TestFakeDrainTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		f.ignoreWinch = true
+		rep, err := fakeMachine(t, f).Start(t.Context())
+		if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "2 old workers left") {
+			t.Fatalf("start: %v", err)
+		}
+		for _, s := range rep.Steps {
+			if s.Name == "drain" && strings.HasPrefix(s.Msg, "failed") && s.Elapsed != 30*time.Second {
+				t.Errorf("drain failed after %v, want 30s", s.Elapsed)
+			}
+		}
+		if rep.State != RolledBack {
+			t.Errorf("state %s", rep.State)
+		}
+	})
+}
+
+func TestFakeRecycledPidNeverSignalled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// The old master dies and its pid goes to another process.
+		f.mu.Lock()
+		f.kill(101)
+		f.procs[101] = &fakeProc{stat: procs.Stat{PID: 101, PPID: 1, State: 'S', Start: 999999, Cmdline: []string{"nginx: master process /bin/true"}}, dead: make(chan struct{})}
+		f.mu.Unlock()
+		rep, err := fakeMachine(t, f).Rollback(t.Context())
+		if !errors.Is(err, ErrIllegalTransition) {
+			t.Fatalf("rollback to a recycled pid: %v, want refused", err)
+		}
+		if !strings.Contains(strings.Join(rep.Findings, " "), "was reused") {
+			t.Errorf("findings %q do not say the pid was reused", rep.Findings)
+		}
+		if got := f.signalsTo(101); len(got) != 2 || got[0] != "USR2" || got[1] != "WINCH" {
+			t.Errorf("pid 101 got %v after it was recycled", got)
+		}
+	})
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
