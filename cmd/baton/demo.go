@@ -318,6 +318,10 @@ func (d *demo) writeEnv(version string, fail bool) error {
 	if err := os.Rename(tmp, d.envfile); err != nil {
 		return fmt.Errorf("demo: write envfile: %w", err)
 	}
+	if version != "v1" {
+		d.out.linef("▶ new release: $DIR/demo.env now reads %s (the next master's workers read it)",
+			strings.Join(strings.Fields(b.String()), " "))
+	}
 	return nil
 }
 
