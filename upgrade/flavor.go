@@ -108,17 +108,20 @@ func cmdlineHas(cmdline []string, subs ...string) bool {
 var Flavors = []Flavor{
 	{
 		// baton's own master (upgrade/master): nginx's protocol plus a
-		// status file, TTIN/TTOU and a drain that works undaemonized.
-		Name:       "baton",
-		Match:      func(c []string) bool { return len(c) > 1 && cmdlineHas(c, "baton") && slices.Contains(c, "run") },
-		Aside:      ".oldbin",
-		Upgrade:    syscall.SIGUSR2,
-		Drain:      syscall.SIGWINCH,
-		DrainStep:  syscall.SIGTTOU,
-		Respawn:    syscall.SIGHUP,
-		Stop:       syscall.SIGQUIT,
-		Terminate:  syscall.SIGTERM,
-		StatusFile: true,
+		// status file; WINCH works undaemonized; it restores its pid file
+		// and starts a generation again when its new master exits.
+		Name:            "baton",
+		Match:           func(c []string) bool { return len(c) > 1 && cmdlineHas(c, "baton") && slices.Contains(c, "run") },
+		Aside:           ".oldbin",
+		Upgrade:         syscall.SIGUSR2,
+		Drain:           syscall.SIGWINCH,
+		Respawn:         syscall.SIGHUP,
+		Stop:            syscall.SIGQUIT,
+		Terminate:       syscall.SIGTERM,
+		StatusFile:      true,
+		RestoresPidfile: true,
+		RespawnsWorkers: true,
+		UpgradeIgnored:  "baton run ignores USR2 while another master of its pid file runs; see its log",
 	},
 	{
 		// nginx 1.22, src/os/unix/ngx_process.c: WINCH is only honoured when

@@ -552,19 +552,25 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		m.mustRecord(EvBreak, err.Error())
 		return err
 	}
-	oldWorkers := func() (int, error) {
+	oldMaster := func() (*MasterObs, error) {
 		st, err := m.sys.Info(oldID.PID)
 		if err != nil || st.Identity() != oldID || st.Zombie() {
-			return 0, fmt.Errorf("the old master %s is gone", oldID)
+			return nil, fmt.Errorf("the old master %s is gone", oldID)
 		}
 		o := m.observe()
 		for _, p := range []PidObs{o.Main, o.Aside} {
 			if p.Master != nil && p.Master.ID == oldID {
-				return len(p.Master.Workers), nil
+				return p.Master, nil
 			}
 		}
-		// Not named by any pid file (e.g. gone from both): count directly.
-		mo := m.master(st, []int{newID.PID})
+		// Not named by any pid file (e.g. gone from both): look directly.
+		return m.master(st, []int{newID.PID}), nil
+	}
+	oldWorkers := func() (int, error) {
+		mo, err := oldMaster()
+		if err != nil {
+			return 0, err
+		}
 		return len(mo.Workers), nil
 	}
 	want := max(m.j.Workers, 1)
@@ -587,11 +593,15 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		m.step("rollback", "sent %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), oldID.PID, how, n, want)
 		step := nudger{now: m.sys.Now, sent: true, n: n, at: m.sys.Now()}
 		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
-			n, err := oldWorkers()
+			mo, err := oldMaster()
 			if err != nil {
 				return false, "", err
 			}
+			n := len(mo.Workers)
 			if n >= want {
+				if fl.StatusFile && (mo.Status == nil || !mo.Status.Ready) {
+					return false, fmt.Sprintf("old master %d's status does not say ready", oldID.PID), nil
+				}
 				return true, "", nil
 			}
 			if fl.RespawnAdds {
