@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/gofrs/flock"
@@ -38,7 +39,9 @@ type Lock struct {
 // process's pid into it, so that a second orchestrator can name the holder.
 // A held lock is a *LockError.
 func AcquireLock(path string) (*Lock, error) {
-	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR), flock.SetPermissions(0o644))
+	// O_NOFOLLOW: as root, a symlink planted at the lock path must not make
+	// baton truncate the file it points to.
+	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW), flock.SetPermissions(0o644))
 	ok, err := fl.TryLock()
 	if err != nil {
 		return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
@@ -49,11 +52,23 @@ func AcquireLock(path string) (*Lock, error) {
 	// The pid is written once the lock is ours, so a reader never sees a
 	// pid that does not hold it. flock(2) locks the inode, not the
 	// descriptor, so a second open of the same file is fine.
-	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+	if err := writePidNoFollow(path); err != nil {
 		_ = fl.Unlock()
 		return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
 	}
 	return &Lock{fl: fl, path: path}, nil
+}
+
+func writePidNoFollow(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 func lockHolder(path string) int {
@@ -74,7 +89,9 @@ func (l *Lock) Release() error {
 	if l == nil || l.fl == nil {
 		return nil
 	}
-	_ = os.Truncate(l.path, 0)
+	if f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0); err == nil {
+		f.Close()
+	}
 	err := l.fl.Unlock()
 	l.fl = nil
 	return err

@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -156,6 +157,19 @@ func TestLock(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 	l2.Release()
+
+	// A symlink at the lock path is refused, and its target left alone.
+	target := t.TempDir() + "/precious"
+	os.WriteFile(target, []byte("keep me"), 0o644)
+	link := t.TempDir() + "/app.pid.upgrade.lock"
+	os.Symlink(target, link)
+	if l, err := AcquireLock(link); err == nil {
+		l.Release()
+		t.Error("locked through a symlink")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep me" {
+		t.Errorf("symlink target now holds %q", b)
+	}
 }
 
 // TestWaitFor runs the timeout logic in a synctest bubble: fake time, no
