@@ -194,6 +194,7 @@ func TestFault(t *testing.T) {
 	}
 	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
 			for _, fc := range cases {
 				t.Run(fc.name, func(t *testing.T) {
 					p := startPeer(t, f, peerOptions{})
@@ -262,7 +263,7 @@ func (p *peer) neverReady(t testing.TB) {
 func (b *batonProc) waitStderr(ctx context.Context, t testing.TB, s string) bool {
 	t.Helper()
 	found := false
-	mustWait(ctx, t, 60*time.Second, fmt.Sprintf("baton to print %q", s), func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, fmt.Sprintf("baton to print %q", s), func() (bool, error) {
 		if strings.Contains(b.err.String(), s) {
 			found = true
 			return true, nil
@@ -285,7 +286,7 @@ func TestFaultNewMasterKilled(t *testing.T) {
 		p.release(t, "v2")
 		b := batonStart(ctx, t, p.upgradeArgs("start", "--commit", "--verify-for", "5s")...)
 		var newPID int
-		mustWait(ctx, t, 60*time.Second, "the new master to appear", func() (bool, error) {
+		mustWait(ctx, t, 30*time.Second, "the new master to appear", func() (bool, error) {
 			pid, err := readPid(p.pidfile + dialects[p.flavor].pendingSuffix)
 			if err == nil && pid != old && alive(pid) {
 				newPID = pid
@@ -320,8 +321,13 @@ func TestFaultOldMasterKilled(t *testing.T) {
 		// to a master that is dead.
 		r.wantCode(t, 0, 4)
 		s, _ := p.status(ctx, t)
-		t.Logf("status after the old master was killed: %+v", s)
-		p.upgrade(ctx, t, "commit").wantCode(t, 0)
+		if s.New == nil || s.New.Identity.PID != newPID {
+			t.Errorf("status after the old master was killed names new master %+v, want %d", s.New, newPID)
+		}
+		if s.State != "committed" {
+			// Not settled by itself: commit must settle it.
+			p.upgrade(ctx, t, "commit").wantCode(t, 0)
+		}
 		if !alive(newPID) {
 			t.Fatalf("the new master %d is gone", newPID)
 		}
@@ -348,7 +354,7 @@ func TestFaultOrchestratorKilled(t *testing.T) {
 			forEachFlavor(t, func(ctx context.Context, t *testing.T, p *peer, tr *traffic) {
 				old := p.masterPID(t)
 				p.release(t, "v2")
-				b := batonStart(ctx, t, p.upgradeArgs("start", "--verify-for", "10s")...)
+				b := batonStart(ctx, t, p.upgradeArgs("start", "--verify-for", "5s")...)
 				if !b.waitStderr(ctx, t, tc.at) {
 					t.Fatalf("upgrade start ended before %q", tc.at)
 				}
@@ -409,6 +415,7 @@ func forEachFlavor(t *testing.T, body func(ctx context.Context, t *testing.T, p 
 	t.Helper()
 	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
+			t.Parallel()
 			p := startPeer(t, f, peerOptions{})
 			ctx := testContext(t)
 			tr := startLoad(ctx, t, p)

@@ -347,7 +347,7 @@ func (p *peer) prepare(t testing.TB, cmd *exec.Cmd) {
 func (p *peer) waitReady(ctx context.Context, t testing.TB) int {
 	t.Helper()
 	var pid int
-	mustWait(ctx, t, 60*time.Second, fmt.Sprintf("%s pid file %s", p.flavor, p.pidfile), func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, fmt.Sprintf("%s pid file %s", p.flavor, p.pidfile), func() (bool, error) {
 		var err error
 		pid, err = readPid(p.pidfile)
 		return err == nil && alive(pid), err

@@ -53,7 +53,7 @@ func rawSpawn(ctx context.Context, t testing.TB, p *peer) (oldPID, newPID int) {
 	d := dialects[p.flavor]
 	oldPID = p.masterPID(t)
 	sendSignal(t, oldPID, syscall.SIGUSR2)
-	mustWait(ctx, t, 60*time.Second, "the new master", func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, "the new master", func() (bool, error) {
 		ob, err := readPid(p.pidfile + d.oldSuffix)
 		if err != nil {
 			return false, err
@@ -72,7 +72,7 @@ func rawSpawn(ctx context.Context, t testing.TB, p *peer) (oldPID, newPID int) {
 		return pr.ppid == oldPID, fmt.Errorf("new master %d has parent %d", newPID, pr.ppid)
 	})
 	p.owner.adopt(newPID)
-	mustWait(ctx, t, 60*time.Second, "the new master's workers", func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, "the new master's workers", func() (bool, error) {
 		n := len(p.workersOf(newPID))
 		return n == p.workers, fmt.Errorf("%d workers", n)
 	})
@@ -83,7 +83,7 @@ func rawSpawn(ctx context.Context, t testing.TB, p *peer) (oldPID, newPID int) {
 func rawDrain(ctx context.Context, t testing.TB, p *peer, oldPID int) {
 	t.Helper()
 	sendSignal(t, oldPID, syscall.SIGWINCH)
-	mustWait(ctx, t, 60*time.Second, "the old master's workers to exit", func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, "the old master's workers to exit", func() (bool, error) {
 		n := len(p.workersOf(oldPID))
 		return n == 0, fmt.Errorf("%d workers left", n)
 	})
@@ -94,7 +94,7 @@ func rawDrain(ctx context.Context, t testing.TB, p *peer, oldPID int) {
 func rawCommit(ctx context.Context, t testing.TB, p *peer, oldPID, newPID int) {
 	t.Helper()
 	sendSignal(t, oldPID, dialects[p.flavor].stop)
-	mustWait(ctx, t, 60*time.Second, "the old master to exit", func() (bool, error) { return !alive(oldPID), nil })
+	mustWait(ctx, t, 30*time.Second, "the old master to exit", func() (bool, error) { return !alive(oldPID), nil })
 	mustWait(ctx, t, 30*time.Second, "the pid file to name the new master", func() (bool, error) {
 		return pidfilesSettled(p, newPID)
 	})
@@ -107,12 +107,12 @@ func rawCommit(ctx context.Context, t testing.TB, p *peer, oldPID, newPID int) {
 func rawRollback(ctx context.Context, t testing.TB, p *peer, oldPID, newPID int) {
 	t.Helper()
 	sendSignal(t, oldPID, syscall.SIGHUP)
-	mustWait(ctx, t, 60*time.Second, "the old master's workers to come back", func() (bool, error) {
+	mustWait(ctx, t, 30*time.Second, "the old master's workers to come back", func() (bool, error) {
 		n := len(p.workersOf(oldPID))
 		return n == p.workers, fmt.Errorf("%d workers", n)
 	})
 	sendSignal(t, newPID, dialects[p.flavor].stop)
-	mustWait(ctx, t, 60*time.Second, "the new master to exit", func() (bool, error) { return !alive(newPID), nil })
+	mustWait(ctx, t, 30*time.Second, "the new master to exit", func() (bool, error) { return !alive(newPID), nil })
 	mustWait(ctx, t, 30*time.Second, "the pid file to name the old master", func() (bool, error) {
 		return pidfilesSettled(p, oldPID)
 	})
@@ -148,6 +148,7 @@ func TestProtocol(t *testing.T) {
 				name = string(f) + "/commit"
 			}
 			t.Run(name, func(t *testing.T) {
+				t.Parallel()
 				p := startPeer(t, f, peerOptions{})
 				ctx := testContext(t)
 				tr := startLoad(ctx, t, p)

@@ -25,7 +25,7 @@ type traffic struct {
 
 // loadPause is each load worker's pause between requests: enough traffic to
 // catch any window without saturating the 2-core machine the suite runs on.
-const loadPause = 2 * time.Millisecond
+const loadPause = 5 * time.Millisecond
 
 // startLoad starts load on p in both modes (2 keep-alive workers on TCP, 2
 // new-connection workers on the unix socket). Every response must be a 200

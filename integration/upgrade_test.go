@@ -128,6 +128,7 @@ type scenario struct {
 func runScenarios(t *testing.T, scenarios []scenario) {
 	for _, f := range allFlavors {
 		t.Run(string(f), func(t *testing.T) {
+			t.Parallel() // flavors share nothing; -parallel (GOMAXPROCS) bounds the load
 			for _, sc := range scenarios {
 				t.Run(sc.name, func(t *testing.T) {
 					if sc.skip != nil {
@@ -164,6 +165,7 @@ func TestUpgrade(t *testing.T) {
 			p.release(t, "v2")
 			p.upgrade(ctx, t, "start").wantCode(t, 0)
 			newPID := p.wantParked(t, old)
+			p.wantSocket(ctx, t)
 			tr.progress(ctx, t, 20)
 			p.wantServing(ctx, t, "v2") // the new generation alone
 			s, _ := p.status(ctx, t)
@@ -181,6 +183,7 @@ func TestUpgrade(t *testing.T) {
 			p.release(t, "v2")
 			p.upgrade(ctx, t, "start").wantCode(t, 0)
 			newPID := p.wantParked(t, old)
+			p.wantSocket(ctx, t)
 			tr.progress(ctx, t, 20)
 			p.upgrade(ctx, t, "rollback").wantCode(t, 0)
 			if alive(newPID) {
