@@ -130,7 +130,30 @@ type testOpts struct {
 	StopSignal  string
 }
 
+// envTestPID names the test process; a master helper that outlives it (a
+// test binary killed by -timeout runs no cleanup) kills its process group.
+const envTestPID = "MASTERTEST_PID"
+
+// dieWithTest kills the helper's process group once the test process is gone.
+func dieWithTest() {
+	pid, err := strconv.Atoi(os.Getenv(envTestPID))
+	if err != nil {
+		return
+	}
+	p, err := procs.Open(pid)
+	if err != nil {
+		syscall.Kill(0, syscall.SIGKILL)
+		return
+	}
+	go func() {
+		if p.Wait(context.Background()) == nil {
+			syscall.Kill(0, syscall.SIGKILL)
+		}
+	}()
+}
+
 func helperMaster() int {
+	dieWithTest()
 	var o testOpts
 	if err := json.Unmarshal([]byte(os.Getenv(envOpts)), &o); err != nil {
 		fmt.Fprintln(os.Stderr, "helper-master:", err)
@@ -397,7 +420,8 @@ func (h *harness) startNoWait() {
 	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
 	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(), envOpts+"="+string(data), "NOTIFY_SOCKET="+h.sd.path, "MASTERTEST_SECRET=master-only")
+	cmd.Env = append(os.Environ(), envOpts+"="+string(data), "NOTIFY_SOCKET="+h.sd.path, "MASTERTEST_SECRET=master-only",
+		envTestPID+"="+strconv.Itoa(os.Getpid()))
 	cmd.Env = append(cmd.Env, h.extraEnv...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Dir = h.dir
