@@ -40,11 +40,18 @@
 //		p := startPeer(t, flavorNginx, peerOptions{}) // skips or fails if nginx is missing
 //		ctx := testContext(t)
 //		l := startLoad(ctx, t, p)
-//		p.setVersion(t, "v2")
-//		res := batonCmd(ctx, t, "upgrade", "start", "--pidfile", p.pidfile, "--commit")
-//		res.wantCode(t, 0)
-//		assertNoFailures(t, l.stop(t)...)
+//		p.release(t, "v2")                            // deploy: releases/v2, current -> v2
+//		p.upgrade(ctx, t, "start", "--commit").wantCode(t, 0)
+//		assertNoFailures(t, l.stop(t)...)             // logs each run's load.Result
 //		p.wantServing(ctx, t, "v2")
+//
+// Other helpers: batonCmd and batonStart run the built binary (exit code,
+// stdout, stderr; in the background, with kill and waitStderr);
+// startPeer/startNginx/startUnicorn/startGunicorn/startBaton; the peer's
+// masterPID, workersOf, wantParked, wantPidfiles, wantSocket, wantUntouched,
+// wantRolledBack, replaceBinary, breakBinary, breakConfig, setFail;
+// runScenarios and forEachFlavor run a body against every flavor under load;
+// ownerOf(t).adopt(pid) makes a process the test's, to be killed at its end.
 //	}
 //
 // Tests never sleep for readiness: they poll an observable condition (a pid

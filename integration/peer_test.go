@@ -262,12 +262,6 @@ func (p *peer) release(t testing.TB, v string, deleteOld ...bool) {
 	}
 }
 
-// setVersion deploys version v for the next generation: release(t, v).
-func (p *peer) setVersion(t testing.TB, v string) {
-	t.Helper()
-	p.release(t, v)
-}
-
 // setFail makes the next generation answer /health with 500 (or not).
 func (p *peer) setFail(t testing.TB, fail bool) {
 	t.Helper()
