@@ -44,6 +44,7 @@
 //		p.upgrade(ctx, t, "start", "--commit").wantCode(t, 0)
 //		assertNoFailures(t, l.stop(t)...)             // logs each run's load.Result
 //		p.wantServing(ctx, t, "v2")
+//	}
 //
 // Other helpers: batonCmd and batonStart run the built binary (exit code,
 // stdout, stderr; in the background, with kill and waitStderr);
@@ -52,7 +53,6 @@
 // wantRolledBack, replaceBinary, breakBinary, breakConfig, setFail;
 // runScenarios and forEachFlavor run a body against every flavor under load;
 // ownerOf(t).adopt(pid) makes a process the test's, to be killed at its end.
-//	}
 //
 // Tests never sleep for readiness: they poll an observable condition (a pid
 // file, a process, an HTTP answer) with a bounded wait ([waitFor]).
