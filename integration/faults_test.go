@@ -311,6 +311,7 @@ func TestFaultOldMasterKilled(t *testing.T) {
 		p.release(t, "v2")
 		b := batonStart(ctx, t, p.upgradeArgs("start", "--verify-for", "3s")...)
 		if !b.waitStderr(ctx, t, "drain:") {
+			b.wait(t)
 			t.Fatalf("upgrade start ended before the drain")
 		}
 		newPID := p.pendingPID(t)
@@ -357,6 +358,7 @@ func TestFaultOrchestratorKilled(t *testing.T) {
 				p.release(t, "v2")
 				b := batonStart(ctx, t, p.upgradeArgs("start", "--verify-for", "5s")...)
 				if !b.waitStderr(ctx, t, tc.at) {
+					b.wait(t)
 					t.Fatalf("upgrade start ended before %q", tc.at)
 				}
 				b.kill(t)
@@ -397,6 +399,7 @@ func TestFaultTwoOrchestrators(t *testing.T) {
 		p.release(t, "v2")
 		first := batonStart(ctx, t, p.upgradeArgs("start", "--commit", "--verify-for", "3s")...)
 		if !first.waitStderr(ctx, t, "spawn: sent") {
+			first.wait(t)
 			t.Fatalf("the first upgrade ended before it spawned")
 		}
 		second := p.upgrade(ctx, t, "start", "--commit")

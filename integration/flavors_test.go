@@ -337,3 +337,19 @@ func (p *peer) breakConfig(t testing.TB) {
 		}
 	}
 }
+
+// TestPeersInstalled checks that every real peer the suites drive is
+// installed (here and in upgrade/master's tests: puma, plackup with
+// Starlet): each one missing skips with the reason, or fails with
+// BATON_REQUIRE_PEERS=1, so CI cannot pass with a peer silently absent.
+func TestPeersInstalled(t *testing.T) {
+	for _, p := range []string{nginxPath, unicornPath, "/usr/bin/ruby", gunicornPath, "/usr/bin/python3",
+		"/usr/bin/puma", "/usr/bin/plackup", "/usr/share/perl5/Starlet.pm"} {
+		t.Run(filepath.Base(p), func(t *testing.T) {
+			requirePeer(t, p)
+			if fi, err := os.Stat(p); err == nil && !strings.HasSuffix(p, ".pm") && fi.Mode()&0o111 == 0 {
+				t.Errorf("%s is not executable (%v)", p, fi.Mode())
+			}
+		})
+	}
+}

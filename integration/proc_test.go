@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -135,46 +134,57 @@ func exeInode(pid int) (uint64, error) {
 	return st.Ino, nil
 }
 
-// reaper reaps orphans re-parented to this subreaper, as init would, but
-// never a child that os/exec waits for (exec.Cmd.Wait would fail).
+// reaper reaps orphans re-parented to this subreaper, as init would. It
+// must never steal the exit status of a child some exec.Cmd waits for (its
+// Wait would fail): it skips the children startManaged started, and reaps
+// any other zombie child only once it has stayed a zombie for
+// reapAfter — a waiting exec.Cmd reaps its child at once, so what is left
+// that long is an orphan nobody will wait for (tests elsewhere in the
+// package may start processes with plain os/exec).
 var reaper struct {
 	mu      sync.Mutex
 	managed map[int]bool
+	zombies map[proc]time.Time // first seen as a zombie (pid and start ticks)
 }
 
-// startReaper reaps on SIGCHLD and every 200ms as a backstop.
+const reapAfter = 2 * time.Second
+
+// startReaper reaps every second until stopped.
 func startReaper() (stop func()) {
 	reaper.managed = map[int]bool{}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGCHLD)
+	reaper.zombies = map[proc]time.Time{}
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(200 * time.Millisecond)
+		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
 		for {
-			reapOrphans()
 			select {
 			case <-done:
 				return
-			case <-sigs:
 			case <-tick.C:
+				reapOrphans()
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		<-finished
-		signal.Stop(sigs)
 	}
 }
 
-// reapOrphans waits for every zombie child that os/exec does not manage.
+// reapOrphans waits for every zombie child that os/exec does not manage and
+// that has been a zombie for reapAfter.
 func reapOrphans() {
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
+	if reaper.zombies == nil {
+		return // no reaper running
+	}
 	self := os.Getpid()
+	now := time.Now()
+	seen := map[proc]bool{}
 	tasks, _ := filepath.Glob("/proc/self/task/*/children")
 	for _, f := range tasks {
 		data, err := os.ReadFile(f)
@@ -186,10 +196,26 @@ func reapOrphans() {
 			if err != nil || reaper.managed[pid] {
 				continue
 			}
-			if p, err := readProc(pid); err == nil && p.zombie() && p.ppid == self {
+			p, err := readProc(pid)
+			if err != nil || !p.zombie() || p.ppid != self {
+				continue
+			}
+			key := proc{pid: p.pid, start: p.start}
+			seen[key] = true
+			first, ok := reaper.zombies[key]
+			if !ok {
+				reaper.zombies[key] = now
+				continue
+			}
+			if now.Sub(first) >= reapAfter {
 				var ws unix.WaitStatus
 				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			}
+		}
+	}
+	for k := range reaper.zombies {
+		if !seen[k] {
+			delete(reaper.zombies, k)
 		}
 	}
 }
@@ -360,7 +386,6 @@ func (o *owner) killAll() []proc {
 			unix.Kill(p.pid, unix.SIGKILL)
 		}
 		time.Sleep(20 * time.Millisecond) // let the kernel deliver, then look again
-		reapOrphans()
 	}
 }
 
@@ -386,7 +411,6 @@ func sweepAll() []proc {
 			unix.Kill(p.pid, unix.SIGKILL)
 		}
 		time.Sleep(20 * time.Millisecond)
-		reapOrphans()
 	}
 	return left
 }
