@@ -81,6 +81,14 @@ func batonStart(ctx context.Context, t testing.TB, args ...string) *batonProc {
 		b.waitErr = <-waited
 		close(b.done)
 	}()
+	// A test that fails (or forgets) before waiting still logs what the
+	// command printed, which is usually why.
+	t.Cleanup(func() {
+		if b.result == nil {
+			b.cmd.Process.Signal(syscall.SIGKILL)
+			b.wait(t)
+		}
+	})
 	return b
 }
 
@@ -115,9 +123,10 @@ func (b *batonProc) wait(t testing.TB) cmdResult {
 	case err == nil:
 		r.Code = 0
 	case errors.As(err, &ee):
-		r.Code = ee.ExitCode()
+		r.Code = ee.ExitCode() // -1 when killed by a signal
 	default:
-		t.Fatalf("baton %s: %v", strings.Join(b.args, " "), err)
+		r.Code = -1
+		t.Errorf("baton %s: %v", strings.Join(b.args, " "), err)
 	}
 	t.Logf("baton %s: exit %d after %s\n%s%s", strings.Join(b.args, " "), r.Code, r.Elapsed.Round(time.Millisecond), indent(r.Stdout), indent(r.Stderr))
 	b.result = &r

@@ -127,7 +127,7 @@ timeout 30
 `, p.workers, p.current, p.addr, p.sock, p.pidfile, logPath, logPath)
 	writeFile(t, filepath.Join(p.dir, "unicorn.rb"), conf, 0o644)
 	ctx := testContext(t)
-	cmd := exec.Command(p.bin, "-D", "-E", "deployment", "-c", filepath.Join(p.dir, "unicorn.rb"))
+	cmd := exec.Command(p.bin, "-D", "-E", "production", "-c", filepath.Join(p.dir, "unicorn.rb"))
 	p.startDaemon(ctx, t, cmd)
 	p.waitReady(ctx, t)
 	return p
