@@ -3,6 +3,7 @@ package integration
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -36,13 +37,15 @@ var runID = fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
 // helpers are the programs a re-executed test binary can be. Each returns
 // the process's exit code.
 var helpers = map[string]func(args []string) int{
-	"witness": helperWitness,
+	"witness":  helperWitness,
+	"watchdog": helperWatchdog,
 }
 
 // usedHelpers are the helpers some test starts; TestMain fails a run that
 // registers a helper no test uses (a dead helper is a test that was lost).
 var usedHelpers = map[string]bool{
-	"witness": true, // TestFaultPidfile
+	"witness":  true, // TestFaultPidfile
+	"watchdog": true, // TestMain
 }
 
 func TestMain(m *testing.M) {
@@ -88,9 +91,15 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	stopReaper := startReaper()
+	stopWatchdog, err := startWatchdog()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "integration: watchdog: %v\n", err)
+		return 1
+	}
 
 	code := m.Run()
 	printFigures(os.Stdout, testing.Verbose())
+	stopWatchdog()
 
 	// Every test kills what it started in t.Cleanup; anything alive now is a
 	// leak, and a leak fails the run.
@@ -129,4 +138,95 @@ func helperWitness(args []string) int {
 		rec.Sync()
 	}
 	return 0
+}
+
+// startWatchdog starts the watchdog helper: if this process dies without
+// cleaning up (a -timeout panic, a SIGKILL), it kills what this process had
+// started, which t.Cleanup never got to. stop tells it all is well and waits
+// for it to exit.
+func startWatchdog() (stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), envHelper+"=watchdog")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Its own process group: a Ctrl-C to `go test` must not kill it first.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	waited, err := startManaged(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		io.WriteString(w, watchdogDone)
+		w.Close()
+		select {
+		case <-waited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-waited
+		}
+	}, nil
+}
+
+// watchdogDone is what the test binary writes to the watchdog when it
+// cleaned up by itself.
+const watchdogDone = "done\n"
+
+// helperWatchdog watches its parent, the test binary: every 250ms it notes
+// the parent's descendants (pid and start time); when its stdin reaches EOF
+// without watchdogDone (the parent died), it SIGKILLs those still running
+// with the same start time, and their descendants.
+func helperWatchdog([]string) int {
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	parent, self := os.Getppid(), os.Getpid()
+	known := map[int]uint64{}
+	input := make(chan string, 1)
+	go func() {
+		data, _ := io.ReadAll(os.Stdin)
+		input <- string(data)
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case data := <-input:
+			if data == watchdogDone {
+				return 0
+			}
+			killed := 0
+			for round := 0; round < 20; round++ {
+				table := allProcs()
+				var targets []proc
+				for pid, start := range known {
+					if p, ok := table[pid]; ok && p.start == start && !p.zombie() {
+						targets = append(targets, p)
+						targets = append(targets, descendants(table, pid)...)
+					}
+				}
+				if len(targets) == 0 {
+					break
+				}
+				for _, p := range targets {
+					if p.pid != self && !p.zombie() && syscall.Kill(p.pid, syscall.SIGKILL) == nil {
+						killed++
+					}
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			fmt.Fprintf(os.Stderr, "integration: watchdog: the test binary %d died without cleaning up; killed %d processes it had started\n", parent, killed)
+			return 1
+		case <-tick.C:
+			for _, p := range descendants(allProcs(), parent) {
+				if p.pid != self && !p.zombie() {
+					known[p.pid] = p.start
+				}
+			}
+		}
+	}
 }
