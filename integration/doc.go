@@ -24,7 +24,9 @@
 // processes it started, the masters it read from pid files and their
 // sessions, process groups and descendants; t.Cleanup SIGKILLs them all by
 // pid, even when the test fails, and TestMain fails the run if any process
-// started by the tests is still alive at the end.
+// started by the tests is still alive at the end. If the test binary itself
+// dies without cleaning up (a -timeout panic runs no t.Cleanup), a watchdog
+// helper it started kills what it had started.
 //
 // A peer ([peer]) is one running server with its own directory: a pid file,
 // a TCP listener on a free loopback port, a unix socket listener, a release
