@@ -374,6 +374,12 @@ func TestFaultOrchestratorKilled(t *testing.T) {
 					newPID = s.New.Identity.PID
 					p.owner.adopt(newPID)
 				}
+				// The truth, as the harness sees it: a live new master named
+				// by the (pending) pid file must be the one status names.
+				if pid, err := readPid(p.pidfile + dialects[p.flavor].pendingSuffix); err == nil && pid != old && alive(pid) && pid != newPID {
+					t.Errorf("status names new master %d, the pid file names the live master %d", newPID, pid)
+					p.owner.adopt(pid)
+				}
 				// Whatever was half done, the verb finishes it.
 				p.upgrade(ctx, t, tc.finish).wantCode(t, 0)
 				if tc.finish == "rollback" {
