@@ -137,6 +137,12 @@ func classifySingle(v *Verdict, o Observation, m *MasterObs, j JournalSummary) {
 		if j.State != Committed {
 			v.note("the old master %s is gone; the new master %s serves (journal said %s)", j.Old, m.ID, j.State)
 		}
+		if o.Aside.Exists && o.Aside.Master == nil && o.Aside.PID == j.Old.PID && j.Old.PID != 0 {
+			// Killed before it could remove its pid file.
+			v.State = Committing
+			v.note("%s still names the dead old master %d", o.Aside.Path, j.Old.PID)
+			v.Advice = "baton upgrade commit removes it"
+		}
 	case m.ID == j.Old && j.Old.PID != 0 && o.inProgress():
 		if len(m.Workers) > 0 {
 			v.State = RolledBack

@@ -37,12 +37,13 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
 		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
 	}
+	before := stampOf(m.opts.Pidfile)
 	if err := m.signal(old.ID, m.flavor.Upgrade); err != nil {
 		m.mustRecord(EvBreak, err.Error())
 		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, SignalName(m.flavor.Upgrade), err))
 	}
 	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", SignalName(m.flavor.Upgrade), old.ID.PID, m.opts.SpawnTimeout)
-	nu, err := m.spawn(ctx, old, want)
+	nu, err := m.spawn(ctx, old, want, before)
 	if err != nil {
 		return m.fail(ctx, "spawn", err)
 	}
@@ -161,10 +162,27 @@ func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, 
 	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
 }
 
-// spawn waits for the new master to be up, verified and healthy.
-func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterObs, error) {
+// fileStamp is a file's inode and status change time (a rename updates
+// it): the same inode with a new change time was renamed away and back.
+type fileStamp struct {
+	ino   uint64
+	ctime time.Time
+}
+
+func stampOf(path string) fileStamp {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ino: st.Ino, ctime: time.Unix(st.Ctim.Unix())}
+}
+
+// spawn waits for the new master to be up, verified and healthy. before is
+// the pid file's stamp before the upgrade signal (zero: unknown).
+func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
 	var seen procs.Identity
 	var nu *MasterObs
+	began := false // the old master was seen with a new master
 	deadline := m.sys.Now().Add(m.opts.SpawnTimeout)
 	oldPath, newPath := m.flavor.OldPath(m.opts.Pidfile), m.flavor.NewPath(m.opts.Pidfile)
 	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
@@ -177,8 +195,25 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int) (*MasterO
 		if om == nil && oldObs.PID == old.ID.PID {
 			return false, "", fmt.Errorf("the old master %d died", old.ID.PID)
 		}
+		for _, p := range []PidObs{o.Main, o.Aside} {
+			if p.Master == nil || p.Master.ID != old.ID {
+				continue
+			}
+			if len(p.Master.ChildMasters) > 0 {
+				began = true
+			} else if began {
+				// It had a new master and has none now (and took its pid
+				// file back, for nginx and unicorn).
+				return false, "", fmt.Errorf("the new master died: master %d has no new master any more", old.ID.PID)
+			}
+		}
 		if om == nil || om.ID != old.ID {
 			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
+				if now := stampOf(m.opts.Pidfile); before.ino != 0 && now.ino == before.ino && !now.ctime.Equal(before.ctime) {
+					// Renamed to .oldbin and back: a new master came and went
+					// between two looks.
+					return false, "", fmt.Errorf("the new master died: master %d took %s back", old.ID.PID, m.opts.Pidfile)
+				}
 				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
 			}
 			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
@@ -287,15 +322,11 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		if err != nil || st.Identity() != old.ID || st.Zombie() {
 			return false, "", fmt.Errorf("the old master %d died while draining", old.ID.PID)
 		}
-		o := m.observe()
-		om := o.Aside.Master
-		if m.flavor.AsideHoldsNew {
-			om = o.Main.Master
+		if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+			return false, "", fmt.Errorf("the new master %d died while draining", m.j.New.PID)
 		}
-		n := last
-		if om != nil && om.ID == old.ID {
-			n = len(om.Workers)
-		}
+		om := m.master(st, []int{m.j.New.PID})
+		n := len(om.Workers)
 		if n != last {
 			m.step("drain", "%d old workers left", n)
 			last, changed = n, m.sys.Now()
@@ -363,6 +394,16 @@ func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 	_, v := m.settle()
 	if v.State == Committed {
 		return m.end(fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}))
+	}
+	if v.State == Spawning && v.Old != nil {
+		// An upgrade interrupted while its new master started: finish the
+		// spawn (its checks, or a rollback when it fails), then commit.
+		m.adopt(v)
+		m.step("commit", "the new master is still starting: waiting up to %v for it", m.opts.SpawnTimeout)
+		if _, err := m.spawn(ctx, v.Old, max(m.j.Workers, 1), fileStamp{}); err != nil {
+			return m.fail(ctx, "spawn", err)
+		}
+		return m.end(m.commit(ctx))
 	}
 	if _, err := Next(v.State, EvCommit); err != nil {
 		m.rep.Advice = v.Advice
@@ -493,24 +534,31 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 		return err
 	}
 	// Workers outlive a killed master (nginx's do): stop the ones pinned
-	// before, by identity.
+	// before, by identity, all at once: Terminate, then ForceKill for those
+	// still there after StopTimeout.
+	var left []Process
 	for _, w := range workers {
-		wp, err := m.sys.Open(w)
-		if err != nil {
-			continue
+		if wp, err := m.sys.Open(w); err == nil {
+			defer wp.Close()
+			left = append(left, wp)
 		}
-		for _, sig := range []syscall.Signal{m.flavor.Terminate, ForceKill} {
-			if err := wp.Signal(sig); err != nil {
-				break
-			}
-			wctx, cancel := context.WithTimeout(ctx, m.opts.StopTimeout)
-			err := wp.Wait(wctx)
-			cancel()
-			if err == nil {
-				break
+	}
+	for _, sig := range []syscall.Signal{m.flavor.Terminate, ForceKill} {
+		for _, wp := range left {
+			_ = wp.Signal(sig)
+		}
+		wctx, cancel := context.WithTimeout(ctx, m.opts.StopTimeout)
+		var still []Process
+		for _, wp := range left {
+			if wp.Wait(wctx) != nil {
+				still = append(still, wp)
 			}
 		}
-		wp.Close()
+		cancel()
+		left = still
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("%d processes survived %s", len(left), SignalName(ForceKill))
 	}
 	return nil
 }
@@ -646,6 +694,12 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 			restoreAt = m.sys.Now().Add(min(m.opts.StopTimeout/2, restoreGrace))
 		}
 	}
+	// 2b. Whatever else still holds the listeners and is not the old
+	// master's is left of the new generation: workers orphaned by a new
+	// master that was killed (nginx's keep serving). They go too.
+	if err := m.sweep(ctx, oldID); err != nil {
+		return broke(err)
+	}
 	// 3. The pid file names the old master again, and no aside is left.
 	var restoreErr error
 	err = waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
@@ -715,6 +769,35 @@ func (s *nudger) nudge(n int, send func() error) error {
 	}
 	s.sent, s.n, s.at = true, n, s.now()
 	return nil
+}
+
+// sweep stops, by identity, the processes holding the old master's
+// listening sockets that are neither the old master nor its children.
+func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
+	ls, err := m.sys.Listeners(oldID.PID)
+	if err != nil || len(ls) == 0 {
+		return nil
+	}
+	pids, err := m.sys.Holders(inodes(ls))
+	if err != nil {
+		return nil
+	}
+	var strays []procs.Identity
+	for _, pid := range pids {
+		if pid == oldID.PID || pid == os.Getpid() {
+			continue
+		}
+		st, err := m.sys.Info(pid)
+		if err != nil || st.Zombie() || st.PPID == oldID.PID {
+			continue
+		}
+		strays = append(strays, st.Identity())
+	}
+	if len(strays) == 0 {
+		return nil
+	}
+	m.step("rollback", "stopping %d leftover process(es) of the new generation that still hold the listeners: %v", len(strays), strays)
+	return m.stop(ctx, procs.Identity{}, strays)
 }
 
 // restoreGrace is the longest baton waits for an old master that restores

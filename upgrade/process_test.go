@@ -571,3 +571,49 @@ func TestPreflightBinaryGone(t *testing.T) {
 		t.Errorf("the master got signals:\n%s", sig)
 	}
 }
+
+// TestNewMasterKilledDuringSpawn: the new master dies while baton waits for
+// it; its orphaned workers (which, like nginx's, keep serving) are stopped
+// and the old generation serves alone.
+func TestNewMasterKilledDuringSpawn(t *testing.T) {
+	f := startFake(t, fakeOptions{next: []string{"FAKE_MODE=fail-health", "FAKE_VERSION=v2"}})
+	old := f.pid(f.pidfile)
+	ctx := testCtx(t)
+	killed := make(chan int, 1)
+	go func() {
+		defer close(killed)
+		_ = waitFor(ctx, 20*time.Second, nil, func() (bool, string, error) {
+			nu := f.pid(f.pidfile)
+			if nu == 0 || nu == old {
+				return false, "", nil
+			}
+			ws, err := procs.ChildrenByRole(nu, procs.RoleWorker)
+			if err != nil || len(ws) < 2 {
+				return false, "", nil
+			}
+			syscall.Kill(nu, syscall.SIGKILL)
+			killed <- nu
+			return true, "", nil
+		})
+	}()
+	rep, err := newMachine(t, f, func(o *Options) { o.StopTimeout = time.Second }).Start(ctx)
+	nu := <-killed
+	if nu == 0 {
+		t.Fatal("the new master never came up")
+	}
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "died") {
+		t.Fatalf("start: %v, want a rollback because the new master died", err)
+	}
+	if rep.State != RolledBack {
+		t.Errorf("state %s", rep.State)
+	}
+	assertRolledBack(t, f, old, nu)
+	if pids := liveInGroup(f.cmd.Process.Pid); len(pids) != 3 {
+		t.Errorf("processes left: %v, want the old master and its 2 workers", pids)
+	}
+	for range 20 {
+		if body := f.get(); !strings.Contains(body, "version=v1") {
+			t.Fatalf("an orphan still serves: %q", body)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -198,15 +199,15 @@ func TestWaitFor(t *testing.T) {
 	t.Run("woken-by-event", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			wake := make(chan struct{}, 1)
-			ready := false
+			var ready atomic.Bool
 			go func() {
 				time.Sleep(time.Second)
-				ready = true
+				ready.Store(true)
 				wake <- struct{}{}
 			}()
 			start := time.Now()
 			err := waitFor(context.Background(), time.Minute, wake, func() (bool, string, error) {
-				return ready, "not ready", nil
+				return ready.Load(), "not ready", nil
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -49,7 +49,9 @@ type System struct {
 	// Watch returns a channel that receives when something in dir changes
 	// (inotify), and a stop function; nil channel when not supported.
 	Watch func(dir string) (<-chan struct{}, func())
-	Now   func() time.Time
+	// Holders lists the processes holding any of the socket inodes.
+	Holders func(inodes []uint64) ([]int, error)
+	Now     func() time.Time
 }
 
 func (s *System) fill() {
@@ -88,6 +90,9 @@ func (s *System) fill() {
 	}
 	if s.Watch == nil {
 		s.Watch = watchDir
+	}
+	if s.Holders == nil {
+		s.Holders = socketHolders
 	}
 	if s.Now == nil {
 		s.Now = time.Now
@@ -131,4 +136,35 @@ func runShell(ctx context.Context, cmd string) ([]byte, error) {
 		return out, fmt.Errorf("%q: %w", cmd, err)
 	}
 	return out, nil
+}
+
+// socketHolders scans /proc/*/fd for "socket:[INODE]" links.
+func socketHolders(inodes []uint64) ([]int, error) {
+	want := map[string]bool{}
+	for _, ino := range inodes {
+		want["socket:["+strconv.FormatUint(ino, 10)+"]"] = true
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: scan /proc: %w", err)
+	}
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		dir := "/proc/" + e.Name() + "/fd/"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue // gone, or not ours to read
+		}
+		for _, fd := range fds {
+			if t, err := os.Readlink(dir + fd.Name()); err == nil && want[t] {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids, nil
 }
