@@ -162,15 +162,6 @@ func (m *Machine) begin(command string, lock bool) error {
 	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
 		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
 	}
-	if lock {
-		l, err := AcquireLock(LockPath(m.opts.Pidfile))
-		if err != nil {
-			return err
-		}
-		m.lock = l
-	} else if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); pid != 0 {
-		m.rep.LockHolder = pid
-	}
 	j, err := ReadJournal(JournalPath(m.opts.Pidfile))
 	if err != nil {
 		m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("journal unreadable, ignored: %v", err))
@@ -178,9 +169,32 @@ func (m *Machine) begin(command string, lock bool) error {
 	m.j = j
 	if err := m.detect(); err != nil {
 		m.rep.State = Down
+		if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); lock && pid != 0 {
+			// Mid-way through another orchestrator's steps: it is busy.
+			m.rep.LockHolder = pid
+			return &LockError{Path: LockPath(m.opts.Pidfile), PID: max(pid, 0)}
+		}
 		return err
 	}
 	m.rep.Flavor = m.flavor.Name
+	if lock {
+		l, err := AcquireLock(LockPath(m.opts.Pidfile))
+		if err != nil {
+			var le *LockError
+			if errors.As(err, &le) {
+				m.rep.LockHolder = le.PID
+			}
+			return err
+		}
+		m.lock = l
+		// Read again under the lock: the previous holder may have written
+		// it since.
+		if m.j, err = ReadJournal(JournalPath(m.opts.Pidfile)); err != nil {
+			m.j = nil
+		}
+	} else if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); pid != 0 {
+		m.rep.LockHolder = pid
+	}
 	return nil
 }
 
