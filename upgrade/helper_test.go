@@ -174,6 +174,15 @@ func fakeMaster() {
 	if is("die") {
 		os.Exit(3)
 	}
+	if is("retitle") && !strings.HasPrefix(os.Args[0], "nginx: ") {
+		// Like unicorn between its exec and setting its title: a command
+		// line that says nothing, then the same process (pid and start
+		// time) with its title.
+		time.Sleep(100 * time.Millisecond)
+		self, _ := os.Executable()
+		err := syscall.Exec(self, []string{"nginx: master process " + os.Getenv("FAKE_BIN")}, os.Environ())
+		panic(err)
+	}
 	var ln net.Listener
 	var err error
 	if os.Getenv("NGINX") != "" && !is("other-listener") {
@@ -254,7 +263,10 @@ func fakeMaster() {
 				bin := strings.TrimPrefix(os.Args[0], "nginx: master process ")
 				cmd := exec.Command(bin)
 				cmd.Args = []string{"nginx: master process " + bin}
-				cmd.Env = append(os.Environ(), "NGINX=3;", "FAKE_INHERITED=1")
+				if slices.Contains(readEnvFile(filepath.Join(dir, "next.env")), "FAKE_MODE=retitle") {
+					cmd.Args = []string{bin, "-starting"}
+				}
+				cmd.Env = append(os.Environ(), "NGINX=3;", "FAKE_INHERITED=1", "FAKE_BIN="+bin)
 				cmd.Env = append(cmd.Env, readEnvFile(filepath.Join(dir, "next.env"))...)
 				cmd.ExtraFiles = []*os.File{lnFile}
 				cmd.Stderr = os.Stderr

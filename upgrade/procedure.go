@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -162,6 +163,26 @@ func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, 
 	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
 }
 
+// anyAlive reports whether one of ids still runs. Only a definite "gone"
+// counts: /proc may be unreadable for a moment while a process execs.
+func (m *Machine) anyAlive(ids []procs.Identity) bool {
+	for _, id := range ids {
+		p, err := m.sys.Open(id)
+		if err != nil {
+			if !gone(err) {
+				return true
+			}
+			continue
+		}
+		alive := p.Alive()
+		p.Close()
+		if alive {
+			return true
+		}
+	}
+	return false
+}
+
 // fileStamp is a file's inode and status change time (a rename updates
 // it): the same inode with a new change time was renamed away and back.
 type fileStamp struct {
@@ -182,7 +203,7 @@ func stampOf(path string) fileStamp {
 func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
 	var seen procs.Identity
 	var nu *MasterObs
-	began := false // the old master was seen with a new master
+	var cands []procs.Identity // new masters seen as the old master's children
 	deadline := m.sys.Now().Add(m.opts.SpawnTimeout)
 	oldPath, newPath := m.flavor.OldPath(m.opts.Pidfile), m.flavor.NewPath(m.opts.Pidfile)
 	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
@@ -199,11 +220,22 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 			if p.Master == nil || p.Master.ID != old.ID {
 				continue
 			}
-			if len(p.Master.ChildMasters) > 0 {
-				began = true
-			} else if began {
-				// It had a new master and has none now (and took its pid
-				// file back, for nginx and unicorn).
+			for _, pid := range p.Master.ChildMasters {
+				if st, err := m.sys.Info(pid); err == nil && !st.Zombie() && !slices.Contains(cands, st.Identity()) {
+					cands = append(cands, st.Identity())
+					if m.j.New.PID == 0 {
+						// Recorded at once, so that a rollback after a crash
+						// knows whom to stop before the pid file says.
+						m.j.New = st.Identity()
+						if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+							m.warn("journal: %v", err)
+						}
+					}
+				}
+			}
+			if len(p.Master.ChildMasters) == 0 && len(cands) > 0 && !m.anyAlive(cands) {
+				// A new master was seen (pinned by identity: its title may
+				// change when it execs) and every one is gone.
 				return false, "", fmt.Errorf("the new master died: master %d has no new master any more", old.ID.PID)
 			}
 		}
@@ -705,7 +737,7 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	err = waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
 		o := m.observe()
 		if o.Main.Master != nil && o.Main.Master.ID == oldID {
-			if o.Aside.Exists && o.Aside.Master == nil {
+			if o.Aside.Exists && (o.Aside.Master == nil || o.Aside.PID == oldID.PID) {
 				if err := removeIfNames(o.Aside.Path, newID.PID, m.sys.ReadPid); err != nil {
 					return false, "", err
 				}

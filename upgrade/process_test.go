@@ -130,6 +130,19 @@ func TestStartCommit(t *testing.T) {
 	}
 }
 
+// TestNewMasterRetitles: a new master whose command line changes after it
+// starts (unicorn's does) is the same master, not a dead one.
+func TestNewMasterRetitles(t *testing.T) {
+	f := startFake(t, fakeOptions{next: []string{"FAKE_MODE=retitle", "FAKE_VERSION=v2"}})
+	rep, err := newMachine(t, f, func(o *Options) { o.Commit = true }).Start(testCtx(t))
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	if rep.State != Committed || !strings.Contains(f.get(), "version=v2") {
+		t.Fatalf("state %s, serving %q", rep.State, f.get())
+	}
+}
+
 func TestStartThenRollbackLater(t *testing.T) {
 	f := startFake(t, fakeOptions{next: []string{"FAKE_VERSION=v2"}})
 	old := f.pid(f.pidfile)
