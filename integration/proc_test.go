@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -134,13 +135,16 @@ func exeInode(pid int) (uint64, error) {
 	return st.Ino, nil
 }
 
-// reaper reaps orphans re-parented to this subreaper, as init would. It
-// must never steal the exit status of a child some exec.Cmd waits for (its
-// Wait would fail): it skips the children startManaged started, and reaps
-// any other zombie child only once it has stayed a zombie for
-// reapAfter — a waiting exec.Cmd reaps its child at once, so what is left
-// that long is an orphan nobody will wait for (tests elsewhere in the
-// package may start processes with plain os/exec).
+// reaper reaps orphans re-parented to this subreaper, as init would, and
+// as promptly: a server may probe its old master with kill(pid, 0), which
+// succeeds on a zombie (gunicorn's new master crashes at promotion when its
+// old pid file names an unreaped zombie). It must never steal the exit
+// status of a child some exec.Cmd waits for (its Wait would fail), so it
+// skips the children startManaged started, reaps at once a zombie child in
+// another session (a daemon or a master forked by one: nothing here started
+// it directly), and any other zombie child only once it has stayed a zombie
+// for reapAfter — a waiting exec.Cmd reaps its child at once (tests
+// elsewhere in the package may start processes with plain os/exec).
 var reaper struct {
 	mu      sync.Mutex
 	managed map[int]bool
@@ -149,40 +153,46 @@ var reaper struct {
 
 const reapAfter = 2 * time.Second
 
-// startReaper reaps every second until stopped.
+// startReaper reaps on SIGCHLD, and every 500ms as a backstop.
 func startReaper() (stop func()) {
 	reaper.managed = map[int]bool{}
 	reaper.zombies = map[proc]time.Time{}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGCHLD)
 	done := make(chan struct{})
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(500 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
+			case <-sigs:
 			case <-tick.C:
-				reapOrphans()
 			}
+			reapOrphans()
 		}
 	}()
 	return func() {
 		close(done)
 		<-finished
+		signal.Stop(sigs)
 	}
 }
 
-// reapOrphans waits for every zombie child that os/exec does not manage and
-// that has been a zombie for reapAfter.
+// reapOrphans reaps the zombie children the rules above allow.
 func reapOrphans() {
 	reaper.mu.Lock()
 	defer reaper.mu.Unlock()
 	if reaper.zombies == nil {
 		return // no reaper running
 	}
-	self := os.Getpid()
+	self, err := readProc(os.Getpid())
+	if err != nil {
+		return
+	}
 	now := time.Now()
 	seen := map[proc]bool{}
 	tasks, _ := filepath.Glob("/proc/self/task/*/children")
@@ -197,7 +207,7 @@ func reapOrphans() {
 				continue
 			}
 			p, err := readProc(pid)
-			if err != nil || !p.zombie() || p.ppid != self {
+			if err != nil || !p.zombie() || p.ppid != self.pid {
 				continue
 			}
 			key := proc{pid: p.pid, start: p.start}
@@ -205,9 +215,9 @@ func reapOrphans() {
 			first, ok := reaper.zombies[key]
 			if !ok {
 				reaper.zombies[key] = now
-				continue
+				first = now
 			}
-			if now.Sub(first) >= reapAfter {
+			if p.sid != self.sid || now.Sub(first) >= reapAfter {
 				var ws unix.WaitStatus
 				unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			}
