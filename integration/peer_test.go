@@ -316,7 +316,7 @@ func (p *peer) startDaemon(ctx context.Context, t testing.TB, cmd *exec.Cmd) {
 	}
 }
 
-// prepare gives cmd the test's marker, its own process group, the peer's
+// prepare gives cmd the test's marker, its own session, the peer's
 // log for stdout and stderr, and the release directory as its working
 // directory (PWD names the symlink, as a shell's cd does).
 func (p *peer) prepare(t testing.TB, cmd *exec.Cmd) {
@@ -333,7 +333,9 @@ func (p *peer) prepare(t testing.TB, cmd *exec.Cmd) {
 		cmd.Dir = p.current
 	}
 	cmd.Env = append(os.Environ(), p.owner.marker, "PWD="+cmd.Dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own session, as a service manager starts a service: what it
+	// leaves behind is recognisably not a child this process waits for.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 }
 
 // waitReady waits until the pid file names a live master and requests are
