@@ -262,14 +262,13 @@ func (p *peer) replaceBinary(t testing.TB) (runsNew func(pid int) error) {
 			return fmt.Errorf("pid %d runs inode %d, the new build is inode %d", pid, ino, masterIno)
 		}
 		if appIno == 0 {
-			return nil
+			appIno = masterIno // nginx's workers are forks of the master
 		}
 		ws := p.workersOf(pid)
 		if len(ws) == 0 {
 			return fmt.Errorf("master %d has no workers", pid)
 		}
 		for _, w := range ws {
-			// A worker may still be in baton's exec trampoline for a moment.
 			if ino, err := exeInode(w.pid); err != nil || ino != appIno {
 				return fmt.Errorf("worker %d runs inode %d (%v), the new app is inode %d", w.pid, ino, err, appIno)
 			}
