@@ -355,6 +355,11 @@ func TestFaultOrchestratorKilled(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			forEachFlavor(t, func(ctx context.Context, t *testing.T, p *peer, tr *traffic) {
 				old := p.masterPID(t)
+				// A 3-second request keeps an old worker busy, so the
+				// drain lasts long enough to be interrupted (not for baton,
+				// whose demo app has no slow endpoint).
+				slow, _ := p.slowRequest(ctx, "v1")
+				tr.progress(ctx, t, 5)
 				p.release(t, "v2")
 				b := batonStart(ctx, t, p.upgradeArgs("start", "--verify-for", "5s")...)
 				if !b.waitStderr(ctx, t, tc.at) {
@@ -382,6 +387,9 @@ func TestFaultOrchestratorKilled(t *testing.T) {
 				}
 				// Whatever was half done, the verb finishes it.
 				p.upgrade(ctx, t, tc.finish).wantCode(t, 0)
+				if err := <-slow; err != nil {
+					t.Errorf("request in flight: %v", err)
+				}
 				if tc.finish == "rollback" {
 					p.wantRolledBack(ctx, t, old, newPID)
 					p.finish(ctx, t, tr, "v1", old, "v1")

@@ -81,10 +81,13 @@ http {
 		listen %[5]s;
 		listen unix:%[6]s;
 		location = /health { %[7]s }
+		# /slow takes about 3s (2KB at 512 bytes/s): a request in flight
+		# on a worker that has to finish it before it may exit.
+		location = /slow { limit_rate 512; return 200 "nginx version=%[8]s slow\n%[9]s\n"; }
 		location / { return 200 "nginx version=%[8]s\npid=$pid\n"; }
 	}
 }
-`, p.workers, user, p.dir, envOwner, p.addr, p.sock, health, p.version)
+`, p.workers, user, p.dir, envOwner, p.addr, p.sock, health, p.version, strings.Repeat("z", 2048))
 }
 
 // unicornApp is the rack app. With preload_app the master loads it once, so
@@ -96,6 +99,9 @@ FAIL = File.exist?("FAIL")
 run lambda { |env|
   if env["PATH_INFO"] == "/health"
     FAIL ? [500, {"content-type" => "text/plain"}, ["unhealthy\n"]] : [200, {"content-type" => "text/plain"}, ["ok\n"]]
+  elsif env["PATH_INFO"] == "/slow"
+    sleep 3
+    [200, {"content-type" => "text/plain"}, ["unicorn version=#{VERSION} slow\n"]]
   else
     [200, {"content-type" => "text/plain"}, ["unicorn version=#{VERSION}\npid=#{$$}\n"]]
   end
@@ -142,6 +148,10 @@ FAIL = os.path.exists("FAIL")
 def app(environ, start_response):
     if environ.get("PATH_INFO") == "/health":
         status, body = ("500 Internal Server Error", b"unhealthy\n") if FAIL else ("200 OK", b"ok\n")
+    elif environ.get("PATH_INFO") == "/slow":
+        import time
+        time.sleep(3)
+        status, body = "200 OK", ("gunicorn version=%s slow\n" % VERSION).encode()
     else:
         status, body = "200 OK", ("gunicorn version=%s\npid=%d\n" % (VERSION, os.getpid())).encode()
     start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])

@@ -407,7 +407,11 @@ func (p *peer) getUnix(ctx context.Context, path string) (int, string, error) {
 }
 
 func httpGet(ctx context.Context, network, addr, path string) (int, string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	return httpGetTimeout(ctx, network, addr, path, 5*time.Second)
+}
+
+func httpGetTimeout(ctx context.Context, network, addr, path string, timeout time.Duration) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tr := &http.Transport{
 		DisableKeepAlives: true,
@@ -495,6 +499,32 @@ func (p *peer) wantServing(ctx context.Context, t testing.TB, v string) {
 		}
 		return len(seen) == 1 && seen[v] == 20, fmt.Errorf("served %v", seen)
 	})
+}
+
+// slowRequest starts a request to /slow, which takes about 3 seconds, on
+// the current generation, and returns a channel that reports whether it
+// ended with a 200 from version want. baton's demo app has no slow
+// endpoint: for it the channel reports nil at once (and ok is false).
+func (p *peer) slowRequest(ctx context.Context, want string) (done <-chan error, ok bool) {
+	ch := make(chan error, 1)
+	if p.flavor == flavorBaton {
+		ch <- nil
+		return ch, false
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		code, body, err := httpGetTimeout(ctx, "tcp", p.addr, "/slow", 30*time.Second)
+		switch {
+		case err != nil:
+			ch <- fmt.Errorf("GET /slow: %w", err)
+		case code != http.StatusOK || versionOf(body) != want:
+			ch <- fmt.Errorf("GET /slow: %d %q, want 200 from %s", code, truncate(body, 60), want)
+		default:
+			ch <- nil
+		}
+	}()
+	return ch, true
 }
 
 // wantHealthy checks /health answers 200 now.

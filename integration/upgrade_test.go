@@ -162,8 +162,15 @@ func TestUpgrade(t *testing.T) {
 	runScenarios(t, []scenario{
 		{name: "start+commit", run: func(ctx context.Context, t *testing.T, p *peer, tr *traffic) {
 			old := p.masterPID(t)
+			// A 3-second request in flight on an old worker: the drain
+			// must let it finish.
+			slow, _ := p.slowRequest(ctx, "v1")
+			tr.progress(ctx, t, 5)
 			p.release(t, "v2")
 			p.upgrade(ctx, t, "start").wantCode(t, 0)
+			if err := <-slow; err != nil {
+				t.Errorf("request in flight during the upgrade: %v", err)
+			}
 			newPID := p.wantParked(t, old)
 			p.wantSocket(ctx, t)
 			tr.progress(ctx, t, 20)
