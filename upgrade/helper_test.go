@@ -382,7 +382,7 @@ func orchestrate() {
 		Pidfile:      os.Getenv("FAKE_PIDFILE"),
 		SpawnTimeout: time.Hour,
 		VerifyFor:    time.Hour,
-		Checks:       nil,
+		Progress:     func(s Step) { fmt.Fprintf(os.Stderr, "orchestrator %d: %s\n", os.Getpid(), s) },
 	})
 	if err != nil {
 		os.Exit(2)

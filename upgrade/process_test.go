@@ -342,6 +342,7 @@ func startOrchestrator(t *testing.T, f *fake, state State) *exec.Cmd {
 	cmd := exec.Command(testBin)
 	cmd.Env = append(os.Environ(), helperEnv+"=orchestrate", "FAKE_PIDFILE="+f.pidfile)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
