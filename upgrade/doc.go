@@ -67,6 +67,20 @@
 //     once the old master is gone (checked every second); WINCH needs
 //     --daemon and TTOU stops at one worker; TERM is its graceful stop.
 //
+// # Identities and leftovers
+//
+// Every master and worker is pinned by identity (pid and start time) before
+// it is signalled, so a recycled pid is never signalled; a pid file whose
+// process started after the file was written, or whose pid the journal
+// knows with another start time, names no master. A new master is pinned
+// when first seen as the old master's child (its title may change when it
+// execs, as unicorn's does) and recorded in the journal at once. A rollback
+// also stops, by identity, whatever still holds the listening sockets and
+// is neither the old master nor its child: workers orphaned by a new master
+// that was killed (nginx's keep serving). A new master that came and went
+// between two looks is noticed by the pid file's inode coming back with a
+// new change time.
+//
 // # Waiting
 //
 // Every wait has a timeout and a context. Process exits are events
