@@ -170,6 +170,10 @@ func fakeMaster() {
 	is := func(m string) bool { return slices.Contains(strings.Split(modes, ","), m) }
 	nworkers, _ := strconv.Atoi(os.Getenv("FAKE_WORKERS"))
 	self, _ := os.Executable()
+	// Handlers first: Go drops a USR2 that arrives before Notify, and the
+	// pid file tells the world this master takes signals.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGTTIN, syscall.SIGTTOU)
 	helperLog(dir, "start mode=%q", modes)
 	if is("die") {
 		os.Exit(3)
@@ -236,8 +240,6 @@ func fakeMaster() {
 	writeFileAtomic(pidfile, strconv.Itoa(os.Getpid())+"\n")
 	os.Stdout.Close() // ready
 
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGTTIN, syscall.SIGTTOU)
 	var child *exec.Cmd
 	quitting := false
 	signalWorkers := func(sig syscall.Signal) {
@@ -337,6 +339,8 @@ func nonblockingFile(l *net.TCPListener) *os.File {
 }
 
 func fakeWorker() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGTERM)
 	f := os.NewFile(3, "listener")
 	ln, err := net.FileListener(f)
 	if err != nil {
@@ -357,8 +361,6 @@ func fakeWorker() {
 		fmt.Fprintf(w, "ok %s\n", version)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGQUIT, syscall.SIGTERM)
 	dir := filepath.Dir(os.Getenv("FAKE_PIDFILE"))
 	helperLog(dir, "worker of %s serving", master)
 	go func() {

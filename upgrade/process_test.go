@@ -615,8 +615,10 @@ func TestNewMasterKilledDuringSpawn(t *testing.T) {
 	if nu == 0 {
 		t.Fatal("the new master never came up")
 	}
-	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "died") {
-		t.Fatalf("start: %v, want a rollback because the new master died", err)
+	// Its checks may fail first (the new workers answer 500): either way
+	// the upgrade is rolled back and nothing of it is left.
+	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "died") && !strings.Contains(err.Error(), "500") {
+		t.Fatalf("start: %v, want a rollback", err)
 	}
 	if rep.State != RolledBack {
 		t.Errorf("state %s", rep.State)
