@@ -203,6 +203,27 @@ func (s *benchServer) start(ctx context.Context) error {
 		return fmt.Errorf("%s not serving: %w\n%s", s.kind, err, s.log())
 	}
 	s.adoptMasters()
+	if s.kind == "nginx" {
+		// The benchmarks upgrade a settled server: a worker forked a moment
+		// ago still bears the master's title until it sets its own, and is
+		// then taken for a new master (baton refuses: "upgrade pending").
+		err = waitFor(ctx, 10*time.Second, func() (bool, error) {
+			pid, err := readPid(s.pidfile)
+			if err != nil {
+				return false, err
+			}
+			n := 0
+			for _, c := range children(pid) {
+				if strings.HasPrefix(c.cmdline, "nginx: worker process") {
+					n++
+				}
+			}
+			return n == s.workers, nil
+		})
+		if err != nil {
+			return fmt.Errorf("nginx workers not titled: %w", err)
+		}
+	}
 	return nil
 }
 
