@@ -67,6 +67,8 @@ type peer struct {
 	version string // the version the next generation will serve
 	fail    bool   // the next generation answers /health with 500
 	logs    []string
+	// installed maps each file installBin put in bin/ to its source.
+	installed map[string]string
 	owner   *owner
 }
 
@@ -177,7 +179,25 @@ func (p *peer) installBin(t testing.TB, src, name string) string {
 	if err := copyFile(src, dst, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if p.installed == nil {
+		p.installed = map[string]string{}
+	}
+	p.installed[dst] = src
 	return dst
+}
+
+// repair undoes whatever a test broke for the next generation: every binary
+// installed again from its source, and a new good release (for nginx, a good
+// configuration) serving v.
+func (p *peer) repair(t testing.TB, v string) {
+	t.Helper()
+	for dst, src := range p.installed {
+		if err := copyFile(src, dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.fail = false
+	p.release(t, v)
 }
 
 // copyFile writes a copy of src at dst with mode, atomically (a new inode
