@@ -69,7 +69,7 @@ type peer struct {
 	logs    []string
 	// installed maps each file installBin put in bin/ to its source.
 	installed map[string]string
-	owner   *owner
+	owner     *owner
 }
 
 // startPeer starts a peer of flavor f, ready and serving its first version.
