@@ -196,3 +196,31 @@ func TestDemoInterrupted(t *testing.T) {
 	// must have done the job: look before the test's cleanup kills anything.
 	wantNothingLeft(t, tmp)
 }
+
+// TestDemoOutputClosed closes the demo's progress output after its first
+// line, as `baton demo | head -1` does: the demo must not die of SIGPIPE
+// with its masters still running, but stop everything and exit non-zero.
+func TestDemoOutputClosed(t *testing.T) {
+	ctx := testContext(t)
+	cmd, waited, _, progress, tmp := startDemo(t)
+	line, err := bufio.NewReader(progress).ReadString('\n')
+	if err != nil {
+		t.Fatalf("first progress line: %v", err)
+	}
+	t.Logf("first line: %s", line)
+	progress.(io.Closer).Close()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-waited
+		t.Fatal("baton demo did not stop after its output was closed")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Errorf("baton demo with its output closed: %v, want a non-zero exit", err)
+	} else if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		t.Errorf("baton demo was killed by %v instead of stopping what it started", ws.Signal())
+	}
+	wantNothingLeft(t, tmp)
+}

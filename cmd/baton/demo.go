@@ -67,7 +67,10 @@ otherwise.`,
 			if err != nil {
 				return fmt.Errorf("demo: find own executable: %w", err)
 			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+			// SIGPIPE too: with its output gone (`baton demo | head`) the
+			// demo must still stop what it started, not die of the signal
+			// Go raises on a write to a closed stdout.
+			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 			defer stop()
 
 			progress := io.Writer(os.Stdout)
@@ -81,6 +84,9 @@ otherwise.`,
 				concurrency: c.Int("concurrency"),
 				out:         out,
 			})
+			// Everything is stopped: from now on a closed output only fails
+			// the writes (EPIPE) instead of killing the process with SIGPIPE.
+			signal.Ignore(syscall.SIGPIPE)
 			if c.Bool("json") {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
