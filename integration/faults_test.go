@@ -79,6 +79,9 @@ type faultCase struct {
 	// codes are the exit codes the documented behaviour allows for flavor f,
 	// with the reason when there is more than one.
 	codes func(f flavor) []int
+	// permanent says the fault cannot be repaired without restarting the
+	// master, so no second upgrade is tried after it.
+	permanent bool
 }
 
 func always(codes ...int) func(flavor) []int { return func(flavor) []int { return codes } }
@@ -190,6 +193,7 @@ func TestFault(t *testing.T) {
 				}
 				return []int{0, 2}
 			},
+			permanent: true, // the master's own working directory is gone
 		},
 	}
 	for _, f := range allFlavors {
@@ -217,6 +221,10 @@ func TestFault(t *testing.T) {
 						}
 						p.wantServing(ctx, t, "v1")
 						p.wantPidfiles(t, before.master)
+						if fc.permanent {
+							p.finish(ctx, t, tr, "v1", before.master, "v1")
+							return
+						}
 						// The fault left nothing behind that blocks the next
 						// upgrade (a hung new master, say, makes nginx ignore
 						// USR2): repaired, an upgrade succeeds.
