@@ -308,8 +308,17 @@ func TestFaultNewMasterKilled(t *testing.T) {
 				newPID = pid
 				return true, nil
 			}
+			select {
+			case <-b.exited():
+				return true, nil
+			default:
+			}
 			return false, err
 		})
+		if newPID == 0 {
+			b.wait(t)
+			t.Fatalf("upgrade start ended before a new master appeared in the pid file")
+		}
 		p.owner.adopt(newPID)
 		sendSignal(t, newPID, syscall.SIGKILL)
 		b.wait(t).wantCode(t, 1)
