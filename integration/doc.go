@@ -19,10 +19,10 @@
 // ([batonBin]) and makes the test process a child subreaper
 // (PR_SET_CHILD_SUBREAPER), so every process a test starts stays in its
 // process tree even after it daemonizes or its parent master exits (nginx,
-// unicorn and gunicorn daemonize; a new master outlives the old one). Orphans
-// that exit are reaped by the harness, as promptly as init would. Each test owns the
-// processes it started, the masters it read from pid files and their
-// sessions, process groups and descendants; t.Cleanup SIGKILLs them all by
+// unicorn and gunicorn daemonize; a new master outlives the old one).
+// Orphans that exit are reaped by the harness, as promptly as init would.
+// Each test owns the processes it started, the masters it read from pid files
+// and their sessions, process groups and descendants; t.Cleanup SIGKILLs them all by
 // pid, even when the test fails, and TestMain fails the run if any process
 // started by the tests is still alive at the end. If the test binary itself
 // dies without cleaning up (a -timeout panic runs no t.Cleanup), a watchdog
