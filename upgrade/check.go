@@ -36,10 +36,12 @@ type Check struct {
 	// InsecureTLS skips certificate verification for https; off unless the
 	// operator asked for it.
 	InsecureTLS bool
+	// Timeout bounds one run; zero means DefaultCheckTimeout.
+	Timeout time.Duration
 }
 
-// DefaultCheckTimeout bounds one run of a check when the context has no
-// earlier deadline.
+// DefaultCheckTimeout bounds one run of a check (or the context's deadline
+// when earlier).
 const DefaultCheckTimeout = 5 * time.Second
 
 // ParseCheck parses a check spec (see the package doc). Errors wrap
@@ -131,11 +133,15 @@ func (c Check) String() string { return c.Spec }
 // Run runs the check once. It returns nil on success and an error saying
 // what was wrong otherwise.
 func (c Check) Run(ctx context.Context) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, DefaultCheckTimeout)
-		defer cancel()
+	// Every run is bounded on its own, whatever the caller's deadline: a
+	// connection that an accept queue holds and no process serves would
+	// otherwise hang the whole procedure.
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultCheckTimeout
 	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	var err error
 	switch c.Kind {
 	case CheckHTTP:

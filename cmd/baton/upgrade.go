@@ -63,6 +63,7 @@ func checkFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD", EnvVars: []string{"BATON_CHECK"}},
 		&cli.BoolFlag{Name: "check-insecure", Usage: "do not verify TLS certificates of https checks", EnvVars: []string{"BATON_CHECK_INSECURE"}},
+		durationFlag("check-timeout", upgrade.DefaultCheckTimeout, "bound on one run of one check"),
 	}
 }
 
@@ -205,6 +206,7 @@ func machineOptions(c *cli.Context) (upgrade.Options, error) {
 			return opts, withCode(exitUsage, err)
 		}
 		chk.InsecureTLS = c.Bool("check-insecure")
+		chk.Timeout = c.Duration("check-timeout")
 		opts.Checks = append(opts.Checks, chk)
 	}
 	errw := c.App.ErrWriter
