@@ -141,9 +141,12 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 			}
 		}
 	case sig == syscall.SIGHUP:
-		for len(f.workersOf(pid)) < 2 {
-			f.spawn(pid, "nginx: worker process", true)
+		// nginx: a new generation of workers; the old ones stop.
+		for _, w := range f.workersOf(pid) {
+			f.kill(w)
 		}
+		f.spawn(pid, "nginx: worker process", true)
+		f.spawn(pid, "nginx: worker process", true)
 	case sig == syscall.SIGQUIT || sig == syscall.SIGTERM:
 		if isNew && f.newIgnoresStop {
 			return

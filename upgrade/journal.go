@@ -26,6 +26,9 @@ type Journal struct {
 	New         procs.Identity `json:"new"`
 	OldWorkers  int            `json:"old_workers"` // the old master's workers before the drain
 	Workers     int            `json:"workers"`     // the new master's workers wanted
+	DrainedTo   int            `json:"drained_to"`  // old workers the drain left (a flavor's floor)
+	// DrainedWorkers are the old workers told to drain.
+	DrainedWorkers []procs.Identity `json:"drained_workers,omitempty"`
 	Started     time.Time      `json:"started"`
 	Updated     time.Time      `json:"updated"`
 	Transitions []Transition   `json:"transitions"`
@@ -89,4 +92,17 @@ func (j *Journal) record(now time.Time, by int, ev Event, observed State, note s
 	j.Updated = now
 	j.Transitions = append(j.Transitions, Transition{At: now, From: from, Event: ev, To: to, By: by, Note: note})
 	return nil
+}
+
+// drainSent reports whether the drain signal was sent in this upgrade.
+func (j *Journal) drainSent() bool {
+	for i := len(j.Transitions) - 1; i >= 0; i-- {
+		switch j.Transitions[i].Event {
+		case EvDrain:
+			return true
+		case EvSpawn:
+			return false
+		}
+	}
+	return j.State == Draining || j.State == Drained
 }

@@ -308,6 +308,9 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 // drain stops the old master's workers.
 func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	fl := m.flavor
+	// The workers told to drain, pinned: a rollback tells them from new ones.
+	m.j.DrainedWorkers = m.workerIDs(old.Workers)
+	m.j.DrainedTo = 0
 	if err := m.record(EvDrain, 0, fmt.Sprintf("%s to %s", SignalName(fl.Drain), old.ID)); err != nil {
 		m.warn("%v", err)
 	}
@@ -321,6 +324,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
 		if why := fl.DrainIgnored(m.sys.Facts(old.ID.PID)); why != "" {
 			m.warn("%s", why)
+			m.j.DrainedTo = len(old.Workers)
 			m.mustRecord(EvDrained, "drain ignored: "+why)
 			return nil
 		}
@@ -378,11 +382,18 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		return false, fmt.Sprintf("%d old workers left %v", n, om.Workers), nil
 	})
 	if err != nil {
+		// After a timeout the ones that did not go are there to stay; after
+		// anything else they are on their way out, down to the floor.
+		m.j.DrainedTo = fl.DrainFloor
+		if errors.Is(err, ErrTimeout) {
+			m.j.DrainedTo = last
+		}
 		return err
 	}
 	if fl.DrainFloor > 0 && last > 0 {
 		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
 	}
+	m.j.DrainedTo = last
 	m.mustRecord(EvDrained, fmt.Sprintf("%d old workers left", last))
 	m.step("drain", "old master %d is parked with its listeners", old.ID.PID)
 	return nil
@@ -646,50 +657,62 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		// Not named by any pid file (e.g. gone from both): look directly.
 		return m.master(st, []int{newID.PID}), nil
 	}
-	oldWorkers := func() (int, error) {
-		mo, err := oldMaster()
-		if err != nil {
-			return 0, err
-		}
-		return len(mo.Workers), nil
-	}
 	want := max(m.j.Workers, 1)
 	if m.j.OldWorkers > 0 {
 		want = m.j.OldWorkers
 	}
-	n, err := oldWorkers()
+	mo, err := oldMaster()
 	if err != nil {
 		return broke(err)
 	}
+	// Workers that were told to drain may still be finishing: they count
+	// only up to the number the drain left (a flavor's floor, or all when
+	// the master ignored it). Any other worker is new: respawned by the
+	// master itself (nginx does when its new master dies) or by us.
+	before := m.j.DrainedWorkers
+	keep := min(m.j.DrainedTo, len(before))
+	if !m.j.drainSent() {
+		before, keep = nil, 0
+	}
+	have := func(mo *MasterObs) int {
+		fresh, old := 0, 0
+		for _, id := range m.workerIDs(mo.Workers) {
+			if slices.Contains(before, id) {
+				old++
+			} else {
+				fresh++
+			}
+		}
+		return fresh + min(old, keep)
+	}
+	n := have(mo)
 	// 1. The old master's workers come back.
 	if n < want {
-		if err := m.signal(oldID, fl.Respawn); err != nil {
-			return broke(fmt.Errorf("respawn: %w", err))
-		}
-		how := "once"
+		count := 1
 		if fl.RespawnAdds {
-			how = "once per missing worker"
+			count = want - n
 		}
-		m.step("rollback", "sent %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), oldID.PID, how, n, want)
-		step := nudger{now: m.sys.Now, sent: true, n: n, at: m.sys.Now()}
+		m.step("rollback", "sending %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), oldID.PID, map[bool]string{false: "once", true: "once per missing worker"}[fl.RespawnAdds], n, want)
+		sent := 0
+		step := nudger{now: m.sys.Now}
 		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
 			mo, err := oldMaster()
 			if err != nil {
 				return false, "", err
 			}
-			n := len(mo.Workers)
+			n := have(mo)
 			if n >= want {
 				if fl.StatusFile && (mo.Status == nil || !mo.Status.Ready) {
 					return false, fmt.Sprintf("old master %d's status does not say ready", oldID.PID), nil
 				}
 				return true, "", nil
 			}
-			if fl.RespawnAdds {
-				if err := step.nudge(n, func() error { return m.signal(oldID, fl.Respawn) }); err != nil {
+			if sent < count || fl.RespawnAdds {
+				if err := step.nudge(n, func() error { sent++; return m.signal(oldID, fl.Respawn) }); err != nil {
 					return false, "", fmt.Errorf("respawn: %w", err)
 				}
 			}
-			return false, fmt.Sprintf("old master %d has %d of %d workers", oldID.PID, n, want), nil
+			return false, fmt.Sprintf("old master %d has %d of %d workers (drained %d: %v)", oldID.PID, n, want, len(before), before), nil
 		})
 		if err != nil {
 			return broke(err)

@@ -618,6 +618,12 @@ func TestNewMasterKilledDuringSpawn(t *testing.T) {
 	// Its checks may fail first (the new workers answer 500): either way
 	// the upgrade is rolled back and nothing of it is left.
 	if !errors.Is(err, ErrRolledBack) || !strings.Contains(err.Error(), "died") && !strings.Contains(err.Error(), "500") {
+		for _, pid := range liveInGroup(f.cmd.Process.Pid) {
+			st, _ := procs.Info(pid)
+			wchan, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/wchan")
+			t.Logf("left: %d ppid %d %c %q wchan %s", pid, st.PPID, st.State, st.Cmdline, wchan)
+		}
+		t.Logf("fake log:\n%s", readAll(f.dir))
 		t.Fatalf("start: %v, want a rollback", err)
 	}
 	if rep.State != RolledBack {
@@ -632,4 +638,15 @@ func TestNewMasterKilledDuringSpawn(t *testing.T) {
 			t.Fatalf("an orphan still serves: %q", body)
 		}
 	}
+}
+
+// readAll concatenates the fake's signal logs, for failure messages.
+func readAll(dir string) string {
+	var sb strings.Builder
+	logs, _ := filepath.Glob(filepath.Join(dir, "signals.*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		sb.WriteString(filepath.Base(l) + ":\n" + string(b))
+	}
+	return sb.String()
 }
