@@ -151,7 +151,8 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 		if isNew && f.newIgnoresStop {
 			return
 		}
-		for _, c := range f.children(pid) {
+		// Its workers stop with it; a new master it started does not.
+		for _, c := range f.workersOf(pid) {
 			f.kill(c)
 		}
 		for _, path := range []string{f.pidfile, f.pidfile + ".oldbin"} {
@@ -389,4 +390,62 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestFakeNginxMasterFromUpgradeDrains: nginx counts a master started by an
+// upgrade as daemonized and honours WINCH, yet such a master is no session
+// leader and its title has overwritten NGINX= in /proc/PID/environ. The
+// journal of the committed upgrade that started it is what tells baton.
+func TestFakeNginxMasterFromUpgradeDrains(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		sys := f.system()
+		// Only the first master (pid 101) daemonized itself; later ones
+		// share its session and show no NGINX= variable.
+		sys.Facts = func(pid int) MasterFacts { return MasterFacts{PID: pid, Session: 101} }
+		run := func(commit bool) *Report {
+			t.Helper()
+			m, err := New(Options{Pidfile: f.pidfile, SpawnTimeout: 30 * time.Second, DrainTimeout: 30 * time.Second,
+				VerifyFor: time.Second, StopTimeout: 10 * time.Second, Commit: commit, Sys: sys})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := m.Start(t.Context())
+			if err != nil {
+				t.Fatalf("start: %v", err)
+			}
+			return rep
+		}
+		first := run(true)
+		if first.State != Committed {
+			t.Fatalf("first upgrade ended %s", first.State)
+		}
+		second := f.pidOf(t)
+		rep := run(false)
+		for _, s := range rep.Steps {
+			if strings.Contains(s.Msg, "ignores WINCH") {
+				t.Errorf("second upgrade skipped the drain: %s: %s", s.Name, s.Msg)
+			}
+		}
+		if got := f.signalsTo(second); len(got) < 2 || got[1] != "WINCH" {
+			t.Errorf("master %d started by the first upgrade got %v, want USR2 then WINCH", second, got)
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, c := range f.children(second) {
+			if f.procs[c].workers {
+				t.Errorf("old master %d still has worker %d after the drain", second, c)
+			}
+		}
+	})
+}
+
+// pidOf reads the pid file.
+func (f *fakeSys) pidOf(t *testing.T) int {
+	t.Helper()
+	pid, err := strconv.Atoi(strings.TrimSpace(readFile(t, f.pidfile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

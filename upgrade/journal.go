@@ -19,14 +19,17 @@ func JournalPath(pidfile string) string { return pidfile + ".upgrade.json" }
 // current state, both masters' identities and every transition. It explains
 // and lets a later invocation resume; Classify decides what is true.
 type Journal struct {
-	State      State          `json:"state"`
-	Flavor     string         `json:"flavor"`
-	Pidfile    string         `json:"pidfile"`
-	Old        procs.Identity `json:"old"`
-	New        procs.Identity `json:"new"`
-	OldWorkers int            `json:"old_workers"` // the old master's workers before the drain
-	Workers    int            `json:"workers"`     // the new master's workers wanted
-	DrainedTo  int            `json:"drained_to"`  // old workers the drain left (a flavor's floor)
+	State   State          `json:"state"`
+	Flavor  string         `json:"flavor"`
+	Pidfile string         `json:"pidfile"`
+	Old     procs.Identity `json:"old"`
+	New     procs.Identity `json:"new"`
+	// OldByUpgrade: the old master is the new master of the committed
+	// upgrade this journal recorded before.
+	OldByUpgrade bool `json:"old_by_upgrade,omitempty"`
+	OldWorkers   int  `json:"old_workers"` // the old master's workers before the drain
+	Workers      int  `json:"workers"`     // the new master's workers wanted
+	DrainedTo    int  `json:"drained_to"`  // old workers the drain left (a flavor's floor)
 	// DrainedWorkers are the old workers told to drain.
 	DrainedWorkers []procs.Identity `json:"drained_workers,omitempty"`
 	Started        time.Time        `json:"started"`

@@ -32,7 +32,11 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	if want == 0 {
 		want = max(len(old.Workers), 1)
 	}
-	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldWorkers: len(old.Workers), Workers: want}
+	// A master that a committed upgrade started is one nginx counts as
+	// daemonized (ngx_inherited), whatever its environment shows now: its
+	// title has overwritten /proc/PID/environ, NGINX= included.
+	byUpgrade := m.j != nil && m.j.State == Committed && m.j.New == old.ID
+	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldByUpgrade: byUpgrade, OldWorkers: len(old.Workers), Workers: want}
 	// The journal says Spawning before USR2 is sent, so that a crash right
 	// after it leaves a record to resume from.
 	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
@@ -322,7 +326,9 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		sent += fmt.Sprintf(", then %s one worker at a time", SignalName(fl.DrainStep))
 	}
 	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
-		if why := fl.DrainIgnored(m.sys.Facts(old.ID.PID)); why != "" {
+		facts := m.sys.Facts(old.ID.PID)
+		facts.Inherited = facts.Inherited || m.j.OldByUpgrade
+		if why := fl.DrainIgnored(facts); why != "" {
 			m.warn("%s", why)
 			m.j.DrainedTo = len(old.Workers)
 			m.mustRecord(EvDrained, "drain ignored: "+why)
