@@ -155,6 +155,14 @@ func (f *File) RestoreWith(probe Probe) error {
 		return &Error{Path: f.path, PID: f.pid, Err: errors.New("not renamed to .oldbin")}
 	}
 	if err := f.owned(); err != nil {
+		// Someone else (an orchestrator's rollback) may already have renamed
+		// this very file back: the inode at the original path is ours.
+		if fi, lerr := os.Lstat(f.orig); lerr == nil {
+			if key, _ := keyOf(fi); key == f.key {
+				f.path = f.orig
+				return nil
+			}
+		}
 		return err
 	}
 	if err := install(f.path, f.orig, refuseLive(probe)); err != nil {

@@ -342,6 +342,56 @@ func TestRenameOldbin(t *testing.T) {
 			t.Error("Restore of a file not renamed succeeded")
 		}
 	})
+	t.Run("restored-by-someone-else", func(t *testing.T) {
+		// An orchestrator's rollback renamed the file back first: Restore
+		// adopts it, and Remove still knows the file as its own.
+		dir := t.TempDir()
+		p := filepath.Join(dir, "app.pid")
+		f, err := Create(p, os.Getpid(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.RenameOldbin(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(OldbinPath(p), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Restore(); err != nil {
+			t.Fatalf("Restore after an outside restore: %v", err)
+		}
+		if f.Path() != p {
+			t.Errorf("Path = %s, want %s", f.Path(), p)
+		}
+		if err := f.Remove(); err != nil {
+			t.Fatalf("Remove after adopting: %v", err)
+		}
+		wantAbsent(t, p)
+	})
+	t.Run("restore-refuses-a-stranger", func(t *testing.T) {
+		// .oldbin gone and a different file at path: not ours, refused.
+		dir := t.TempDir()
+		p := filepath.Join(dir, "app.pid")
+		f, err := Create(p, os.Getpid(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if err := f.RenameOldbin(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(OldbinPath(p)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("99999\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Restore(); err == nil {
+			t.Fatal("Restore adopted a file that is not its own")
+		}
+		wantContent(t, p, "99999\n")
+	})
 	t.Run("replaces-stale-oldbin", func(t *testing.T) {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "app.pid")
