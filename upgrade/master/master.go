@@ -445,6 +445,12 @@ func (m *master) unlinkRetired() {
 // announceReady tells systemd that the current generation serves.
 func (m *master) announceReady() {
 	switch {
+	case m.child != nil:
+		// A generation made ready while a new master runs is a rollback
+		// (HUP to the old master): take the main pid back now, before the
+		// new master is stopped, so systemd never sees its main process
+		// exit with no successor named.
+		m.sd.notify("MAINPID=" + strconv.Itoa(os.Getpid()) + "\nREADY=1")
 	case !m.announcedPID && m.parentPID != 0:
 		m.announcedPID = true
 		m.sd.notify("MAINPID=" + strconv.Itoa(os.Getpid()) + "\nREADY=1")

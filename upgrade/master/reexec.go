@@ -158,6 +158,11 @@ func (m *master) parentGone(p *procs.Process) {
 	m.parent.Close()
 	m.parent = nil
 	m.unlinkRetired()
+	if m.announcedPID {
+		// The old master may have taken the main pid back (a HUP) before
+		// it was told to quit after all: this master is the one left.
+		m.sd.notify("MAINPID=" + strconv.Itoa(os.Getpid()))
+	}
 }
 
 // syncChildGeneration keeps generation numbers unique across masters: a

@@ -134,6 +134,9 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			if tc.rollback {
 				h.signal(old, syscall.SIGHUP)
 				h.waitStatus(old, "old master serving again", func(s upgrade.MasterStatus) bool { return s.Ready && s.Generation == 3 })
+				// systemd must know the old master as the main pid again
+				// before the new one, its main pid until now, is stopped.
+				h.waitFor("MAINPID back to the old master", func() bool { return h.sd.said(old, fmt.Sprintf("MAINPID=%d", old)) })
 				lp.progress(h, 20)
 				survivor, gone = old, nw
 			}
