@@ -33,8 +33,10 @@
 //	WINCH: stop workers (draining)           serves alone
 //	QUIT: exit, remove .oldbin  ─ commit ──> parent gone: no longer pending
 //	  or
-//	HUP: workers again; QUIT new ─ rollback: new master exits; the old one
-//	     renames .oldbin back, sd_notify MAINPID=old
+//	HUP: workers again; once they are       (still serving)
+//	     ready sd_notify MAINPID=old
+//	QUIT new ──────────────── rollback ───> exits; the old master renames
+//	                                         .oldbin back, MAINPID=old again
 //
 // USR2 is ignored (and logged) while an upgrade is pending: a child master
 // is alive, or this master is the new one and its parent still runs. USR2 is
