@@ -34,6 +34,10 @@ type Flavor struct {
 	// goes below DrainFloor workers.
 	DrainStep  syscall.Signal
 	DrainFloor int
+	// DrainHonoured, when set, reports that the master honours Drain down to
+	// zero workers, so DrainFloor does not apply to it (gunicorn with
+	// --daemon); nil means DrainFloor always applies.
+	DrainHonoured func(m MasterFacts) bool
 	// DrainIgnored, when set, explains why the master will ignore Drain and
 	// has no DrainStep to fall back on; "" when Drain will work.
 	DrainIgnored func(m MasterFacts) string
@@ -67,9 +71,41 @@ type Flavor struct {
 	ExecPath func(cmdline []string) string
 }
 
-// MasterFacts is what DrainIgnored needs to know about an old master.
+// Floor is the number of workers the drain of master m can leave: zero
+// where Drain goes all the way, else DrainFloor.
+func (f Flavor) Floor(m MasterFacts) int {
+	if f.DrainHonoured != nil && f.DrainHonoured(m) {
+		return 0
+	}
+	return f.DrainFloor
+}
+
+// gunicornDaemon reports a --daemon (-D) among gunicorn's arguments.
+// A daemon setting in a config file is not seen: the floor then stays.
+func gunicornDaemon(args []string) bool {
+	for _, a := range args {
+		if a == "-D" || a == "--daemon" {
+			return true
+		}
+	}
+	return false
+}
+
+// envValue returns the value of name in environ ("" when absent).
+func envValue(environ []string, name string) string {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// MasterFacts is what DrainIgnored and DrainHonoured need to know about an
+// old master.
 type MasterFacts struct {
 	PID       int
+	Cmdline   []string // nil when unreadable
 	Session   int      // session id, /proc/PID/stat field 6
 	Environ   []string // nil when unreadable
 	StdinTTY  bool
@@ -196,6 +232,10 @@ var Flavors = []Flavor{
 		Drain:           syscall.SIGWINCH,
 		DrainStep:       syscall.SIGTTOU,
 		DrainFloor:      1,
+		// handle_winch: "if self.cfg.daemon: ... self.num_workers = 0".
+		DrainHonoured: func(m MasterFacts) bool {
+			return gunicornDaemon(m.Cmdline) || gunicornDaemon(strings.Fields(envValue(m.Environ, "GUNICORN_CMD_ARGS")))
+		},
 		Respawn:         syscall.SIGTTIN,
 		RespawnAdds:     true,
 		Stop:            syscall.SIGTERM,

@@ -65,6 +65,13 @@ func (m *Machine) observe() Observation {
 	masters := []int{o.Main.PID, o.Aside.PID}
 	m.inspect(&o.Main, mt, masters)
 	m.inspect(&o.Aside, at, masters)
+	old := o.Aside
+	if fl.AsideHoldsNew {
+		old = o.Main
+	}
+	if old.Master != nil {
+		o.DrainFloor = fl.Floor(m.sys.Facts(old.PID))
+	}
 	return o
 }
 

@@ -355,6 +355,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 			}
 		}()
 	}
+	floor := fl.Floor(m.sys.Facts(old.ID.PID))
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
 	step := nudger{now: m.sys.Now}
@@ -375,7 +376,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		}
 		// Zero is done. Above a flavor's floor, stop once the count holds
 		// still: Drain may have been ignored and DrainStep goes no lower.
-		if n == 0 || n <= fl.DrainFloor && m.sys.Now().Sub(changed) >= nudgeEvery {
+		if n == 0 || n <= floor && m.sys.Now().Sub(changed) >= nudgeEvery {
 			return true, "", nil
 		}
 		if fl.DrainStep != 0 {
@@ -390,13 +391,13 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	if err != nil {
 		// After a timeout the ones that did not go are there to stay; after
 		// anything else they are on their way out, down to the floor.
-		m.j.DrainedTo = fl.DrainFloor
+		m.j.DrainedTo = floor
 		if errors.Is(err, ErrTimeout) {
 			m.j.DrainedTo = last
 		}
 		return err
 	}
-	if fl.DrainFloor > 0 && last > 0 {
+	if floor > 0 && last > 0 {
 		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
 	}
 	m.j.DrainedTo = last

@@ -111,6 +111,9 @@ func readFacts(pid int) MasterFacts {
 			}
 		}
 	}
+	if b, err := os.ReadFile(dir + "cmdline"); err == nil {
+		f.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	}
 	if b, err := os.ReadFile(dir + "environ"); err == nil {
 		for _, kv := range bytes.Split(b, []byte{0}) {
 			if len(kv) > 0 {
