@@ -40,6 +40,13 @@ type fakeSys struct {
 	neverWritesPid bool // the new master starts but never writes its pid file
 	ignoreWinch    bool // the old master ignores WINCH
 	newIgnoresStop bool // the new master ignores QUIT and TERM
+
+	// target, when set, makes masters unicorn-like (fake_counting_test.go):
+	// pid → worker_processes; busy: workers that finish a request this long
+	// after they are told to stop.
+	target  map[int]int
+	busy    map[int]time.Duration
+	exiting map[int]bool
 }
 
 func newFakeSys(t *testing.T) *fakeSys {
@@ -63,6 +70,9 @@ func (f *fakeSys) spawn(ppid int, cmdline string, worker bool) int {
 }
 
 func (f *fakeSys) spawnMaster(ppid int) int {
+	if f.target != nil {
+		return f.spawnCounting(ppid)
+	}
 	pid := f.spawn(ppid, "nginx: master process /bin/true", false)
 	f.spawn(pid, "nginx: worker process", true)
 	f.spawn(pid, "nginx: worker process", true)
@@ -132,6 +142,8 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 		if !f.neverWritesPid {
 			f.writePid(f.pidfile, nu)
 		}
+	case f.target != nil && (sig == syscall.SIGWINCH || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU):
+		f.countingSignal(pid, sig)
 	case sig == syscall.SIGWINCH:
 		if !f.ignoreWinch {
 			for _, c := range f.children(pid) {

@@ -45,8 +45,17 @@ type Flavor struct {
 	// RespawnAdds it adds one worker and is sent once per missing worker.
 	Respawn     syscall.Signal
 	RespawnAdds bool
-	Stop        syscall.Signal // graceful stop
-	Terminate   syscall.Signal // fast stop, the step before SIGKILL
+	// CountsDraining: the master counts a worker it told to stop among its
+	// workers until the worker exits, and Respawn (TTIN) raises its target
+	// count, spawning only while fewer than the target run. A worker still
+	// finishing a request after the drain thus hides one Respawn, and the
+	// master replaces it when it exits: rollback waits for the workers told
+	// to drain to be gone (up to DrainTimeout) before counting how many to
+	// add (unicorn's worker_processes, gunicorn's num_workers).
+	CountsDraining bool
+
+	Stop      syscall.Signal // graceful stop
+	Terminate syscall.Signal // fast stop, the step before SIGKILL
 
 	// RestoresPidfile: the old master renames <path>.oldbin back to <path>
 	// itself when the new master dies (nginx, unicorn).
@@ -211,6 +220,7 @@ var Flavors = []Flavor{
 		DrainStep:       syscall.SIGTTOU,
 		Respawn:         syscall.SIGTTIN,
 		RespawnAdds:     true,
+		CountsDraining:  true,
 		UpgradeIgnored:  "unicorn ignores USR2 while its re-executed child runs or while <pidfile>.oldbin names a live master; see its stderr log",
 		Stop:            syscall.SIGQUIT,
 		Terminate:       syscall.SIGTERM,
@@ -238,6 +248,7 @@ var Flavors = []Flavor{
 		},
 		Respawn:         syscall.SIGTTIN,
 		RespawnAdds:     true,
+		CountsDraining:  true,
 		Stop:            syscall.SIGTERM,
 		Terminate:       syscall.SIGINT,
 		MasterEnv:       "GUNICORN_PID",

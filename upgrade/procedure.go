@@ -693,6 +693,18 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		return fresh + min(old, keep)
 	}
 	n := have(mo)
+	if n < want && fl.CountsDraining && len(before) > keep {
+		// The master still counts the workers finishing their requests, and
+		// replaces each one when it exits if its target was not lowered
+		// for it: how many Respawn must add is known once they are gone.
+		if keep, err = m.awaitDrained(ctx, oldID, before, keep); err != nil {
+			return broke(err)
+		}
+		if mo, err = oldMaster(); err != nil {
+			return broke(err)
+		}
+		n = have(mo)
+	}
 	// 1. The old master's workers come back.
 	if n < want {
 		count := 1
@@ -806,6 +818,61 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	m.mustRecord(EvRolledBack, why)
 	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, oldID.PID, checksSuffix(len(m.opts.Checks)))
 	return nil
+}
+
+// awaitDrained waits up to DrainTimeout, woken by their exits, until at
+// most keep of the workers told to drain still run (a master that counts
+// them, CountsDraining, replaces one that exits when its target was not
+// lowered for it, and Respawn spawns nothing while one still runs). It
+// returns how many of them to count as the master's: keep, or all that
+// still run when the time is up, which are there to stay.
+func (m *Machine) awaitDrained(ctx context.Context, oldID procs.Identity, drained []procs.Identity, keep int) (int, error) {
+	alive := func() int {
+		n := 0
+		for _, id := range drained {
+			if m.anyAlive([]procs.Identity{id}) {
+				n++
+			}
+		}
+		return n
+	}
+	left := alive()
+	if left <= keep {
+		return keep, nil
+	}
+	wake := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, id := range drained {
+		p, err := m.sys.Open(id)
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer p.Close()
+			if p.Wait(wctx) == nil {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	m.step("rollback", "waiting up to %v for %d old worker(s) told to drain to exit: %s counts them until they do", m.opts.DrainTimeout, left-keep, m.flavor.Name)
+	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
+		if st, err := m.sys.Info(oldID.PID); err != nil || st.Identity() != oldID || st.Zombie() {
+			return false, "", fmt.Errorf("the old master %s is gone", oldID)
+		}
+		if left = alive(); left <= keep {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%d old workers told to drain still run", left), nil
+	})
+	if errors.Is(err, ErrTimeout) {
+		m.warn("%d old worker(s) told to drain still run after %v: counted as staying", left, m.opts.DrainTimeout)
+		return left, nil
+	}
+	return keep, err
 }
 
 // nudgeEvery is how long a one-worker signal (TTOU, TTIN) may take effect
