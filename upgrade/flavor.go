@@ -74,6 +74,16 @@ type Flavor struct {
 	// setproctitle). Without it, a child whose command line matches is a
 	// master.
 	MasterEnv string
+	// TitledWorkers: every worker carries a worker title (procs.RoleWorker)
+	// once it runs, so a child holding the master's listeners that has
+	// none of the flavor's titles is what Upgrade exec'd: a new master
+	// still booting under its program's name (nginx until it sets its
+	// title, unicorn while it loads the app, before it writes its pid
+	// file), or whatever replaced the binary. WorkerEnv, when set, is an
+	// environment variable that a worker exec'd under its program's name
+	// has instead (unicorn's worker_exec).
+	TitledWorkers bool
+	WorkerEnv     string
 	// ExecPath, when set, is the program the master will exec on Upgrade,
 	// as it names it (a relative path is taken from its working
 	// directory); nil means the binary /proc/PID/exe points to.
@@ -185,6 +195,7 @@ var Flavors = []Flavor{
 		Terminate:       syscall.SIGTERM,
 		RestoresPidfile: true,
 		RespawnsWorkers: true,
+		TitledWorkers:   true,
 		// nginx execs its own argv[0] (ngx_exec_new_binary), which the title
 		// keeps after "master process": a bare "nginx" cannot be re-executed.
 		UpgradeIgnored: "nginx ignores USR2 while a new binary runs and while its parent is still the process that started it (\"daemon off\" under a supervisor); see its error log",
@@ -225,6 +236,8 @@ var Flavors = []Flavor{
 		Stop:            syscall.SIGQUIT,
 		Terminate:       syscall.SIGTERM,
 		RestoresPidfile: true,
+		TitledWorkers:   true,
+		WorkerEnv:       "UNICORN_WORKER",
 	},
 	{
 		// gunicorn 20.1, gunicorn/arbiter.py: the new master writes

@@ -122,20 +122,20 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 		Cmdline:    st.Cmdline,
 		Workers:    []int{},
 	}
+	if ls, err := m.sys.Listeners(st.PID); err == nil {
+		mo.Listeners = ls
+	}
 	kids, _ := m.sys.Children(st.PID)
 	for _, k := range kids {
 		if k.Zombie() {
 			continue
 		}
 		switch {
-		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || k.Role() == procs.RoleUnknown && m.childIsMaster(k):
+		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || k.Role() == procs.RoleUnknown && (m.childIsMaster(k) || m.execedChild(k, mo.Listeners)):
 			mo.ChildMasters = append(mo.ChildMasters, k.PID)
 		default:
 			mo.Workers = append(mo.Workers, k.PID)
 		}
-	}
-	if ls, err := m.sys.Listeners(st.PID); err == nil {
-		mo.Listeners = ls
 	}
 	if m.flavor.StatusFile {
 		if s, err := m.sys.ReadStatus(StatusPath(m.opts.Pidfile, st.PID)); err == nil {
@@ -157,6 +157,35 @@ func (m *Machine) childIsMaster(k procs.Stat) bool {
 		// The variable names the parent: the new master's own workers inherit
 		// it but are children of the new master, not of the one it names.
 		if kv == m.flavor.MasterEnv+"="+strconv.Itoa(k.PPID) {
+			return true
+		}
+	}
+	return false
+}
+
+// execedChild tells, for a flavor whose workers are all titled
+// (Flavor.TitledWorkers), what Upgrade exec'd from a child that is no
+// worker: an untitled child holding one of the master's listeners ls. An
+// empty command line says nothing: a process in the middle of execve(2)
+// (a worker the master just started, say) reads empty for a moment.
+func (m *Machine) execedChild(k procs.Stat, ls []procs.Listener) bool {
+	if !m.flavor.TitledWorkers || len(ls) == 0 || len(k.Cmdline) == 0 {
+		return false
+	}
+	if m.flavor.WorkerEnv != "" {
+		for _, kv := range m.sys.Facts(k.PID).Environ {
+			if strings.HasPrefix(kv, m.flavor.WorkerEnv+"=") {
+				return false
+			}
+		}
+	}
+	held, err := m.sys.Listeners(k.PID)
+	if err != nil {
+		return false
+	}
+	have := inodes(ls)
+	for _, l := range held {
+		if _, ok := slices.BinarySearch(have, l.Inode); ok {
 			return true
 		}
 	}

@@ -901,7 +901,7 @@ func (s *nudger) nudge(n int, send func() error) error {
 }
 
 // sweep stops, by identity, the processes holding the old master's
-// listening sockets that are neither the old master nor its children.
+// listening sockets that are neither the old master nor its workers.
 func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
 	ls, err := m.sys.Listeners(oldID.PID)
 	if err != nil || len(ls) == 0 {
@@ -911,13 +911,31 @@ func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
 	if err != nil {
 		return nil
 	}
+	// The old master's children of the new generation, however titled
+	// (something exec'd in place of the new binary that never gets ready,
+	// a second new master): nginx ignores Upgrade while one lives.
+	var kids []int
+	if st, err := m.sys.Info(oldID.PID); err == nil && st.Identity() == oldID {
+		kids = m.master(st, nil).ChildMasters
+	}
 	var strays []procs.Identity
 	for _, pid := range pids {
 		if pid == oldID.PID || pid == os.Getpid() {
 			continue
 		}
 		st, err := m.sys.Info(pid)
-		if err != nil || st.Zombie() || st.PPID == oldID.PID {
+		if err != nil || st.Zombie() {
+			continue
+		}
+		if st.PPID == oldID.PID {
+			if !slices.Contains(kids, pid) {
+				continue // the old master's own worker
+			}
+			workers := m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
+			m.step("rollback", "stopping %d, a child of old master %d that is none of its workers and holds its listeners (%s, then %s, then %s, %v apart)", pid, oldID.PID, SignalName(m.flavor.Stop), SignalName(m.flavor.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
+			if err := m.stop(ctx, st.Identity(), workers); err != nil {
+				return fmt.Errorf("stop %d: %w", pid, err)
+			}
 			continue
 		}
 		strays = append(strays, st.Identity())
