@@ -25,6 +25,7 @@ type Stat struct {
 	PID        int
 	PPID       int
 	State      byte // R, S, D, Z, T, ...
+	Session    int  // session id (field 6): a daemon that called setsid(2) leads its own
 	UID        int  // real uid
 	Start      uint64
 	StartTime  time.Time // wall-clock start, accurate to a clock tick
@@ -43,7 +44,7 @@ func (s Stat) Identity() Identity { return Identity{PID: s.PID, Start: s.Start} 
 func (s Stat) Zombie() bool { return s.State == 'Z' }
 
 // ParseStat parses the contents of /proc/PID/stat. It fills PID, Comm, State,
-// PPID and Start and leaves the other fields zero.
+// PPID, Session and Start and leaves the other fields zero.
 //
 // The command name (field 2) is printed between parentheses without any
 // escaping and may itself hold spaces, parentheses and even newlines (a
@@ -92,16 +93,21 @@ func parseStat(b []byte) (Stat, error) {
 	if !ok || ppid > maxPID { // 0 for init and kernel threads
 		return Stat{}, fmt.Errorf("%w: ppid %q", errMalformed, fields[1])
 	}
+	session, ok := parseDecimal(fields[3])
+	if !ok || session > maxPID { // 0 for kernel threads
+		return Stat{}, fmt.Errorf("%w: session %q", errMalformed, fields[3])
+	}
 	start, ok := parseDecimalU64(fields[19])
 	if !ok {
 		return Stat{}, fmt.Errorf("%w: starttime %q", errMalformed, fields[19])
 	}
 	return Stat{
-		PID:   pid,
-		PPID:  int(ppid),
-		State: state[0],
-		Start: start,
-		Comm:  s[open+1 : end],
+		PID:     pid,
+		PPID:    int(ppid),
+		State:   state[0],
+		Session: session,
+		Start:   start,
+		Comm:    s[open+1 : end],
 	}, nil
 }
 

@@ -104,11 +104,8 @@ func readFacts(pid int) MasterFacts {
 	f := MasterFacts{PID: pid}
 	dir := "/proc/" + strconv.Itoa(pid) + "/"
 	if b, err := os.ReadFile(dir + "stat"); err == nil {
-		// Fields after the last ')': state ppid pgrp session ...
-		if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-			if fs := strings.Fields(string(b[i+1:])); len(fs) > 3 {
-				f.Session, _ = strconv.Atoi(fs[3])
-			}
+		if st, err := procs.ParseStat(b); err == nil {
+			f.Session = st.Session
 		}
 	}
 	if b, err := os.ReadFile(dir + "cmdline"); err == nil {
