@@ -252,18 +252,7 @@ func (d *demo) run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	now, oldbin := d.pids()
-	versions, perr := d.probe(ctx, 20)
-	switch {
-	case code != exitOK:
-		d.fail(st, "exit %d, want 0", code)
-	case now != v2 || oldbin != 0:
-		d.fail(st, "pid file %d, .oldbin %d; want %d and none", now, oldbin, v2)
-	case perr != nil:
-		d.fail(st, "probe: %v", perr)
-	case !onlyVersion(versions, "v2"):
-		d.fail(st, "serving %s, want v2 only", formatVersions(versions))
-	default:
+	if d.settled(ctx, st, code, exitOK, "0", v2) {
 		d.pass(st, "old master %d gone; v2 serves alone", v1)
 	}
 	if !st.OK {
@@ -282,26 +271,13 @@ func (d *demo) run(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	now, oldbin = d.pids()
-	versions, perr = d.probe(ctx, 20)
-	switch {
-	case code != exitFailed:
-		d.fail(st, "exit %d, want 1 (rolled back)", code)
-	case now != v2 || oldbin != 0:
-		d.fail(st, "pid file %d, .oldbin %d; want %d and none", now, oldbin, v2)
-	case perr != nil:
-		d.fail(st, "probe: %v", perr)
-	case !onlyVersion(versions, "v2"):
-		d.fail(st, "serving %s, want v2 only", formatVersions(versions))
-	default:
+	if d.settled(ctx, st, code, exitFailed, "1 (rolled back)", v2) {
 		d.rep.RolledBack = true
 		d.pass(st, "exit 1: health check failed, rolled back; v2 (master %d) serves", v2)
 	}
 	if err := d.steady(ctx, "steady load after the rollback", 500*time.Millisecond); err != nil {
 		return err
 	}
-	d.rep.FinalMaster = now
-	d.rep.Final = strings.Join(slices.Sorted(maps.Keys(versions)), ",")
 	d.stopLoad()
 	if !st.OK {
 		return errors.New("demo: rollback of v3 failed")
@@ -550,6 +526,30 @@ func (d *demo) fail(st *DemoStep, format string, args ...any) {
 }
 
 // pids reads the pid file and its .oldbin; 0 for a missing one.
+// settled checks that a step ended with exit code want (wantText in the
+// message), the pid file naming master and no .oldbin, and only v2
+// answering; it fails st with the first thing that is not so. What it saw
+// is the report's final state: the last step's observation stays.
+func (d *demo) settled(ctx context.Context, st *DemoStep, code, want int, wantText string, master int) bool {
+	now, oldbin := d.pids()
+	versions, perr := d.probe(ctx, 20)
+	d.rep.FinalMaster = now
+	d.rep.Final = strings.Join(slices.Sorted(maps.Keys(versions)), ",")
+	switch {
+	case code != want:
+		d.fail(st, "exit %d, want %s", code, wantText)
+	case now != master || oldbin != 0:
+		d.fail(st, "pid file %d, .oldbin %d; want %d and none", now, oldbin, master)
+	case perr != nil:
+		d.fail(st, "probe: %v", perr)
+	case !onlyVersion(versions, "v2"):
+		d.fail(st, "serving %s, want v2 only", formatVersions(versions))
+	default:
+		return true
+	}
+	return false
+}
+
 func (d *demo) pids() (current, oldbin int) {
 	return demoReadPID(d.pidfile), demoReadPID(d.pidfile + ".oldbin")
 }
