@@ -256,6 +256,16 @@ func (m *Machine) mustRecord(ev Event, note string) {
 func (m *Machine) settle() (Observation, Verdict) {
 	o := m.observe()
 	v := Classify(o)
+	if m.j != nil && m.j.New.PID > 0 && v.New == nil && m.runs(m.j.New) {
+		// The journal's new master runs, yet no pid file names it: one is
+		// being rewritten (gunicorn promotes <pidfile>.2 by unlinking it,
+		// then creating <pidfile>). Look again as the files change, briefly.
+		_ = waitFor(context.Background(), pidfileSettle, m.wake, func() (bool, string, error) {
+			o = m.observe()
+			v = Classify(o)
+			return v.New != nil, "pid files settle", nil
+		})
+	}
 	m.rep.Findings = append(m.rep.Findings, v.Findings...)
 	if m.j != nil && m.j.State != v.State {
 		note := strings.Join(v.Findings, "; ")
@@ -271,6 +281,15 @@ func (m *Machine) settle() (Observation, Verdict) {
 		}
 	}
 	return o, v
+}
+
+// pidfileSettle bounds settle's wait for a pid file being rewritten.
+const pidfileSettle = time.Second
+
+// runs reports whether the process id still runs (not a zombie).
+func (m *Machine) runs(id procs.Identity) bool {
+	st, err := m.sys.Info(id.PID)
+	return err == nil && st.Identity() == id && !st.Zombie()
 }
 
 func prefixed(p, s string) string {

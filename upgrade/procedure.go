@@ -312,6 +312,14 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 // drain stops the old master's workers.
 func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	fl := m.flavor
+	// Last look before the old workers go: a new master that died (or is a
+	// zombie not yet reaped) must not be drained for. nginx treats a HUP
+	// after WINCH differently once it has reaped its new binary: it then
+	// re-reads the configuration on disk, which may be the new release's,
+	// instead of just starting its workers again.
+	if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+		return fmt.Errorf("the new master %d died before the drain", m.j.New.PID)
+	}
 	// The workers told to drain, pinned: a rollback tells them from new ones.
 	m.j.DrainedWorkers = m.workerIDs(old.Workers)
 	m.j.DrainedTo = 0
