@@ -245,9 +245,11 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 		}
 		if om == nil || om.ID != old.ID {
 			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
-				if now := stampOf(m.opts.Pidfile); before.ino != 0 && now.ino == before.ino && !now.ctime.Equal(before.ctime) {
+				if now := stampOf(m.opts.Pidfile); before.ino != 0 && now.ino == before.ino && !now.ctime.Equal(before.ctime) && stampOf(oldPath).ino != now.ino {
 					// Renamed to .oldbin and back: a new master came and went
-					// between two looks.
+					// between two looks. (Not while .oldbin is the same
+					// inode: a master that renames by link(2) and unlink(2),
+					// as package pidfile does, shows both names at once.)
 					return false, "", fmt.Errorf("the new master died: master %d took %s back", old.ID.PID, m.opts.Pidfile)
 				}
 				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
