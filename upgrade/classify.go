@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/batonhq/baton/procs"
 )
@@ -15,8 +16,18 @@ type Observation struct {
 	DrainFloor    int
 	Main          PidObs // <pidfile>
 	Aside         PidObs // <pidfile>.oldbin, or <pidfile>.2 for gunicorn
+	// Child is the new master seen as a child of the old one before any
+	// pid file names it (the journal's new master when it is one of them),
+	// nil when there is none.
+	Child *MasterObs
+	// OldRuns: the journal's old master still runs though no pid file
+	// names it (it removed its pid file on its way out).
+	OldRuns bool
 	// Journal is the last journal record, nil when there is none.
 	Journal *JournalSummary
+	// At is when the observation was made; with Journal.Updated it tells
+	// how long ago the journal recorded its last step.
+	At time.Time
 }
 
 // JournalSummary is the part of the journal Classify needs.
@@ -24,7 +35,17 @@ type JournalSummary struct {
 	State State
 	Old   procs.Identity
 	New   procs.Identity
+	// Updated is when the last step was recorded.
+	Updated time.Time
 }
+
+// UpgradePending is how long after the journal recorded the upgrade signal
+// a new master that has not appeared yet still counts as on its way: the
+// signal may be pending in the old master (nginx blocks it outside
+// sigsuspend; unicorn and gunicorn queue it for their main loop) or the
+// master is between renaming its pid file and fork(2). Past it, an old
+// master serving alone is rolled back: the new one came and went.
+const UpgradePending = 5 * time.Second
 
 // PidObs is one pid file and the master it names.
 type PidObs struct {
@@ -62,6 +83,10 @@ type Verdict struct {
 	New      *MasterObs `json:"-"`
 	Findings []string   `json:"findings,omitempty"`
 	Advice   string     `json:"advice,omitempty"`
+	// Pending: the journal recorded the upgrade signal moments ago and no
+	// new master has appeared yet; the state changes by itself soon (see
+	// UpgradePending). A verb waits it out before acting on it.
+	Pending bool `json:"-"`
 }
 
 func (v *Verdict) note(format string, args ...any) {
@@ -71,6 +96,32 @@ func (v *Verdict) note(format string, args ...any) {
 // inProgress reports whether the journal says an upgrade is under way.
 func (o Observation) inProgress() bool {
 	return o.Journal != nil && !o.Journal.State.Settled() && o.Journal.State != Down
+}
+
+// signalPending reports whether the journal recorded the upgrade signal
+// less than UpgradePending ago and has seen no new master since: one may
+// still appear.
+func (o Observation) signalPending() bool {
+	j := o.Journal
+	if j == nil || j.State != Spawning || j.New.PID != 0 || j.Updated.IsZero() || o.At.IsZero() {
+		return false
+	}
+	return o.At.Sub(j.Updated) < UpgradePending
+}
+
+// pending marks v as waiting for a new master the signal has not produced
+// yet.
+func (v *Verdict) pending(o Observation) {
+	v.State, v.Pending = Spawning, true
+	v.note("the upgrade signal was recorded %v ago and no new master has appeared yet", o.At.Sub(o.Journal.Updated).Round(time.Millisecond))
+}
+
+// child is the new master seen as a child of m, nil when none is.
+func (o Observation) child(m *MasterObs) *MasterObs {
+	if o.Child != nil && o.Child.PPID == m.ID.PID {
+		return o.Child
+	}
+	return nil
 }
 
 // Classify derives the state of the upgrade from an observation. It is pure:
@@ -122,8 +173,12 @@ func Classify(o Observation) Verdict {
 func classifySingle(v *Verdict, o Observation, m *MasterObs, j JournalSummary) {
 	v.Old = m
 	if len(m.ChildMasters) > 0 || (m.Status != nil && m.Status.UpgradePending) {
-		v.State = Spawning
+		v.State, v.New = Spawning, o.child(m)
 		v.note("master %d has a new master starting (%v)", m.ID.PID, m.ChildMasters)
+		return
+	}
+	if m.ID == j.Old && o.signalPending() {
+		v.pending(o)
 		return
 	}
 	if len(m.Workers) == 0 {
@@ -136,6 +191,13 @@ func classifySingle(v *Verdict, o Observation, m *MasterObs, j JournalSummary) {
 		v.State, v.Old, v.New = Committed, nil, m
 		if j.State != Committed {
 			v.note("the old master %s is gone; the new master %s serves (journal said %s)", j.Old, m.ID, j.State)
+		}
+		if o.OldRuns {
+			// It removed its pid file first (unicorn, gunicorn), then exits.
+			v.State = Committing
+			v.note("the old master %s removed its pid file and is still exiting", j.Old)
+			v.Advice = "baton upgrade commit waits for it"
+			return
 		}
 		if o.Aside.Exists && o.Aside.Master == nil && o.Aside.PID == j.Old.PID && j.Old.PID != 0 {
 			// Killed before it could remove its pid file.
@@ -176,8 +238,13 @@ func classifyAside(v *Verdict, o Observation, m *MasterObs, j JournalSummary) {
 	}
 	v.Old = m
 	if len(m.ChildMasters) > 0 {
-		v.State = Spawning
+		v.State, v.New = Spawning, o.child(m)
 		v.note("master %d has a new master starting (%v) that has not written %s yet", m.ID.PID, m.ChildMasters, o.Main.Path)
+		return
+	}
+	if m.ID == j.Old && o.signalPending() {
+		// Renamed its pid file, not yet forked (nginx, unicorn).
+		v.pending(o)
 		return
 	}
 	if o.inProgress() && j.State == RollingBack {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/procs"
 )
@@ -33,6 +34,12 @@ func TestClassify(t *testing.T) {
 		return &JournalSummary{State: s, Old: old.ID, New: nu.ID}
 	}
 	stale := PidObs{Path: "app.pid", Exists: true, PID: 300}
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	// sent: the journal recorded USR2 to old, ago before the observation,
+	// and has seen no new master.
+	sent := func(ago time.Duration) *JournalSummary {
+		return &JournalSummary{State: Spawning, Old: old.ID, Updated: t0.Add(-ago)}
+	}
 	for _, tc := range []struct {
 		name    string
 		o       Observation
@@ -67,9 +74,15 @@ func TestClassify(t *testing.T) {
 		{name: "gunicorn-promoting", o: Observation{AsideHoldsNew: true, Aside: file("app.pid.2", mo(200, 1, 2)), Journal: journal(Committing)}, want: Committing},
 		{name: "gunicorn-committed", o: Observation{AsideHoldsNew: true, Main: file("app.pid", mo(200, 1, 2)), Journal: journal(Committing)}, want: Committed},
 		{name: "baton-not-ready", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(200, 100, 2); m.Status = &MasterStatus{Ready: false}; return m }()), Aside: file("app.pid.oldbin", old)}, want: Spawning},
+		{name: "signal-pending", o: Observation{Main: file("app.pid", old), Journal: sent(time.Second)}, want: Spawning, finding: "no new master has appeared yet"},
+		{name: "signal-pending-renamed-not-forked", o: Observation{Aside: file("app.pid.oldbin", old), Journal: sent(time.Second)}, want: Spawning, finding: "no new master has appeared yet"},
+		{name: "signal-expired-came-and-went", o: Observation{Main: file("app.pid", old), Journal: sent(UpgradePending)}, want: RolledBack},
+		{name: "child-named-as-new", o: Observation{Main: file("app.pid", oldStarting), Child: nuStarting}, want: Spawning},
+		{name: "old-exiting-after-commit", o: Observation{Main: file("app.pid", nu), Journal: journal(Committing), OldRuns: true}, want: Committing, finding: "still exiting"},
 		{name: "baton-pending", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(100, 1, 2); m.Status = &MasterStatus{UpgradePending: true}; return m }())}, want: Spawning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			tc.o.At = t0
 			v := Classify(tc.o)
 			if v.State != tc.want {
 				t.Fatalf("state %s, want %s (findings %q)", v.State, tc.want, v.Findings)
@@ -81,6 +94,9 @@ func TestClassify(t *testing.T) {
 				t.Error("inconsistent without advice")
 			}
 			checkVerdict(t, tc.o, v)
+			if tc.o.Child != nil && v.New != tc.o.Child {
+				t.Errorf("the new master starting as the old one's child is not named as new")
+			}
 		})
 	}
 }
@@ -92,7 +108,7 @@ func checkVerdict(t *testing.T, o Observation, v Verdict) {
 		t.Fatalf("invalid state %d", v.State)
 	}
 	liveIn := func(m *MasterObs) bool {
-		return m != nil && (m == o.Main.Master || m == o.Aside.Master)
+		return m != nil && (m == o.Main.Master || m == o.Aside.Master || m == o.Child)
 	}
 	if v.Old != nil && !liveIn(v.Old) || v.New != nil && !liveIn(v.New) {
 		t.Fatalf("verdict names a master the observation does not hold")

@@ -40,6 +40,10 @@ type fakeSys struct {
 	neverWritesPid bool // the new master starts but never writes its pid file
 	ignoreWinch    bool // the old master ignores WINCH
 	newIgnoresStop bool // the new master ignores QUIT and TERM
+	// upgradeDelay: the old master acts on USR2 this long after it is sent
+	// (nginx handles it at its next sigsuspend; unicorn and gunicorn queue
+	// it for their main loop).
+	upgradeDelay time.Duration
 
 	// target, when set, makes masters unicorn-like (fake_counting_test.go):
 	// pid → worker_processes; busy: workers that finish a request this long
@@ -136,12 +140,14 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 		f.kill(pid)
 	case p.workers:
 		f.kill(pid) // workers stop on any signal
+	case sig == syscall.SIGUSR2 && f.upgradeDelay > 0:
+		time.AfterFunc(f.upgradeDelay, func() {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			f.upgrade(pid)
+		})
 	case sig == syscall.SIGUSR2:
-		os.Rename(f.pidfile, f.pidfile+".oldbin")
-		nu := f.spawnMaster(pid)
-		if !f.neverWritesPid {
-			f.writePid(f.pidfile, nu)
-		}
+		f.upgrade(pid)
 	case f.target != nil && (sig == syscall.SIGWINCH || sig == syscall.SIGTTIN || sig == syscall.SIGTTOU):
 		f.countingSignal(pid, sig)
 	case sig == syscall.SIGWINCH:
@@ -173,6 +179,15 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 			}
 		}
 		f.kill(pid)
+	}
+}
+
+// upgrade is the old master acting on USR2; callers hold mu.
+func (f *fakeSys) upgrade(pid int) {
+	os.Rename(f.pidfile, f.pidfile+".oldbin")
+	nu := f.spawnMaster(pid)
+	if !f.neverWritesPid {
+		f.writePid(f.pidfile, nu)
 	}
 }
 
@@ -342,8 +357,10 @@ func TestFakeStopEscalation(t *testing.T) {
 			t.Errorf("rollback took %v of fake time, want two 10s stop timeouts", d)
 		}
 		for _, w := range newWorkers {
-			if got := strings.Join(f.signalsTo(w), ","); got != "TERM" {
-				t.Errorf("orphaned worker %d got %q, want TERM", w, got)
+			// Gracefully first: a fast stop resets the connection a
+			// worker is busy with.
+			if got := strings.Join(f.signalsTo(w), ","); got != "QUIT" {
+				t.Errorf("orphaned worker %d got %q, want QUIT", w, got)
 			}
 		}
 		if rep.State != RolledBack {

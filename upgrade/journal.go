@@ -52,7 +52,7 @@ func (j *Journal) Summary() *JournalSummary {
 	if j == nil {
 		return nil
 	}
-	return &JournalSummary{State: j.State, Old: j.Old, New: j.New}
+	return &JournalSummary{State: j.State, Old: j.Old, New: j.New, Updated: j.Updated}
 }
 
 // ReadJournal reads the journal at path. A missing journal is (nil, nil).

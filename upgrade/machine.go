@@ -201,8 +201,7 @@ func (m *Machine) begin(command string, lock bool) error {
 // end fills the report with the final observation and releases the lock.
 func (m *Machine) end(err error) (*Report, error) {
 	if m.flavor.Name != "" {
-		o := m.observe()
-		v := Classify(o)
+		o, v := m.look(context.Background())
 		m.rep.State = v.State
 		m.rep.Old, m.rep.New = v.Old, v.New
 		m.rep.Files = []PidObs{o.Main, o.Aside}
@@ -253,21 +252,13 @@ func (m *Machine) mustRecord(ev Event, note string) {
 }
 
 // settle observes, classifies and reconciles the journal with what is seen.
-func (m *Machine) settle() (Observation, Verdict) {
-	o := m.observe()
-	v := Classify(o)
-	if m.j != nil && m.j.New.PID > 0 && v.New == nil && m.runs(m.j.New) {
-		// The journal's new master runs, yet no pid file names it: one is
-		// being rewritten (gunicorn promotes <pidfile>.2 by unlinking it,
-		// then creating <pidfile>). Look again as the files change, briefly.
-		_ = waitFor(context.Background(), pidfileSettle, m.wake, func() (bool, string, error) {
-			o = m.observe()
-			v = Classify(o)
-			return v.New != nil, "pid files settle", nil
-		})
-	}
+// The reconciliation is made in memory only: the journal file is written
+// by the next step the verb takes, so that a refused invocation never
+// rewrites it.
+func (m *Machine) settle(ctx context.Context) (Observation, Verdict) {
+	o, v := m.look(ctx)
 	m.rep.Findings = append(m.rep.Findings, v.Findings...)
-	if m.j != nil && m.j.State != v.State {
+	if m.j != nil && m.j.State != v.State && v.State != Down {
 		note := strings.Join(v.Findings, "; ")
 		m.step("reconcile", "journal said %s, found %s%s", m.j.State, v.State, prefixed("; ", note))
 		if v.Old != nil {
@@ -276,11 +267,68 @@ func (m *Machine) settle() (Observation, Verdict) {
 		if v.New != nil {
 			m.j.New = v.New.ID
 		}
-		if err := m.record(EvReconcile, v.State, note); err != nil {
+		if err := m.j.record(m.sys.Now(), os.Getpid(), EvReconcile, v.State, note); err != nil {
 			m.warn("%v", err)
 		}
 	}
 	return o, v
+}
+
+// look observes and classifies, and waits out what settles by itself in a
+// moment, so that a later look does not contradict this one: an upgrade
+// signal the old master has not acted on yet (Verdict.Pending, at most
+// UpgradePending after it was recorded), and a new master the journal
+// names that runs while no pid file names it (one is being rewritten:
+// gunicorn promotes <pidfile>.2 by unlinking it, then creating <pidfile>;
+// at most pidfileSettle). Pid file changes wake the wait.
+func (m *Machine) look(ctx context.Context) (Observation, Verdict) {
+	o := m.observe()
+	v := Classify(o)
+	unnamed := func(v Verdict) bool {
+		return m.j != nil && m.j.New.PID > 0 && (v.New == nil || v.New.ID != m.j.New) && m.runs(m.j.New)
+	}
+	var bound time.Duration
+	switch {
+	case v.Pending:
+		bound = UpgradePending
+	case unnamed(v):
+		bound = pidfileSettle
+	default:
+		return o, v
+	}
+	stop := func() {}
+	if m.wake == nil {
+		stop = m.watch()
+	}
+	defer stop()
+	_ = waitFor(ctx, bound, m.wake, func() (bool, string, error) {
+		o = m.observe()
+		v = Classify(o)
+		return !v.Pending && !unnamed(v), "pid files settle", nil
+	})
+	return o, v
+}
+
+// journalState is the state the journal recorded, Idle when there is none.
+func (m *Machine) journalState() State {
+	if m.j == nil {
+		return Idle
+	}
+	return m.j.State
+}
+
+// finished settles a verb whose work a killed orchestrator had begun and
+// the masters completed: the journal, reconciled by settle, is written and
+// the checks must pass.
+func (m *Machine) finished(ctx context.Context, what string) error {
+	m.step(m.rep.Command, "already done: %s", what)
+	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+		m.warn("journal: %v", err)
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return fmt.Errorf("%w: %s, but the checks fail: %w", ErrInconsistent, what, err)
+	}
+	return nil
 }
 
 // pidfileSettle bounds settle's wait for a pid file being rewritten.
@@ -317,12 +365,14 @@ func (m *Machine) checkAll(ctx context.Context) error {
 	return first
 }
 
-// Status observes and reports without changing anything and without the lock.
+// Status observes and reports without changing anything and without the
+// lock. Like the verbs, it waits out what settles by itself in a moment
+// (see look), bounded by UpgradePending.
 func (m *Machine) Status(ctx context.Context) (*Report, error) {
 	if err := m.begin("status", false); err != nil {
 		return m.end(err)
 	}
-	_, v := m.classifyOnly()
+	_, v := m.look(ctx)
 	m.rep.Advice = v.Advice
 	for _, mo := range []*MasterObs{v.Old, v.New} {
 		if mo != nil && mo.BinaryGone {
@@ -333,12 +383,6 @@ func (m *Machine) Status(ctx context.Context) (*Report, error) {
 		_ = m.checkAll(ctx)
 	}
 	return m.end(nil)
-}
-
-// classifyOnly observes without reconciling the journal (status holds no lock).
-func (m *Machine) classifyOnly() (Observation, Verdict) {
-	o := m.observe()
-	return o, Classify(o)
 }
 
 // open pins a master by identity.

@@ -72,7 +72,34 @@ func (m *Machine) observe() Observation {
 	if old.Master != nil {
 		o.DrainFloor = fl.Floor(m.sys.Facts(old.PID))
 	}
+	o.Child = m.pendingChild(o, masters)
+	if m.j != nil && m.j.Old.PID > 0 && o.Main.PID != m.j.Old.PID && o.Aside.PID != m.j.Old.PID {
+		o.OldRuns = m.runs(m.j.Old)
+	}
+	o.At = m.sys.Now()
 	return o
+}
+
+// pendingChild inspects the new master a live master of o has started and
+// no pid file names yet: the journal's new master if it is one of them,
+// else the first.
+func (m *Machine) pendingChild(o Observation, masters []int) *MasterObs {
+	for _, p := range []PidObs{o.Main, o.Aside} {
+		if p.Master == nil || len(p.Master.ChildMasters) == 0 {
+			continue
+		}
+		kids := p.Master.ChildMasters
+		pid := kids[0]
+		if m.j != nil && slices.Contains(kids, m.j.New.PID) {
+			pid = m.j.New.PID
+		}
+		st, err := m.sys.Info(pid)
+		if err != nil || st.Zombie() || st.PPID != p.Master.ID.PID {
+			continue
+		}
+		return m.master(st, append(masters, p.Master.ID.PID))
+	}
+	return nil
 }
 
 // inspect fills p.Master when p.PID is a live master of the flavor, and

@@ -72,7 +72,7 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 // upgrade or an error wrapping ErrNotRunning, ErrUpgradePending or
 // ErrPreflight.
 func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
-	_, v := m.settle()
+	_, v := m.settle(ctx)
 	switch {
 	case v.State == Down:
 		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
@@ -451,7 +451,12 @@ func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 		return m.end(err)
 	}
 	defer m.watch()()
-	_, v := m.settle()
+	was := m.journalState()
+	_, v := m.settle(ctx)
+	if v.State == Committed && was == Committing {
+		// Interrupted after the old master was told to stop: it finished.
+		return m.end(m.finished(ctx, "the old master is gone"))
+	}
 	if v.State == Committed {
 		return m.end(fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}))
 	}
@@ -510,7 +515,10 @@ func (m *Machine) commit(ctx context.Context) error {
 	}
 	if oldID.PID != 0 {
 		m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
-		if err := m.stop(ctx, oldID, nil); err != nil {
+		// The old workers told to drain, pinned by identity, go too: they
+		// outlive an old master that was killed (nginx's keep serving their
+		// keep-alive connections).
+		if err := m.stop(ctx, oldID, m.j.DrainedWorkers); err != nil {
 			m.mustRecord(EvBreak, err.Error())
 			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
 		}
@@ -594,8 +602,9 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 		return err
 	}
 	// Workers outlive a killed master (nginx's do): stop the ones pinned
-	// before, by identity, all at once: Terminate, then ForceKill for those
-	// still there after StopTimeout.
+	// before, by identity, all at once: the graceful Stop (a worker busy
+	// with a request finishes it: a fast stop would reset the connection),
+	// Terminate and ForceKill for those still there StopTimeout apart.
 	var left []Process
 	for _, w := range workers {
 		if wp, err := m.sys.Open(w); err == nil {
@@ -603,7 +612,10 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 			left = append(left, wp)
 		}
 	}
-	for _, sig := range []syscall.Signal{m.flavor.Terminate, ForceKill} {
+	for _, sig := range []syscall.Signal{m.flavor.Stop, m.flavor.Terminate, ForceKill} {
+		if len(left) == 0 {
+			break
+		}
 		for _, wp := range left {
 			_ = wp.Signal(sig)
 		}
@@ -630,7 +642,13 @@ func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
 		return m.end(err)
 	}
 	defer m.watch()()
-	_, v := m.settle()
+	was := m.journalState()
+	_, v := m.settle(ctx)
+	if v.State == RolledBack && was == RollingBack {
+		// Interrupted half-way: the masters finished it (the old master
+		// took its pid file back when the new one exited).
+		return m.end(m.finished(ctx, "the new master is gone and the old one serves"))
+	}
 	if _, err := Next(v.State, EvRollback); err != nil {
 		m.rep.Advice = v.Advice
 		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
