@@ -65,9 +65,17 @@ func (b *syncBuffer) String() string {
 // process group, owned by the test (killed at its end at the latest).
 func batonStart(ctx context.Context, t testing.TB, args ...string) *batonProc {
 	t.Helper()
+	return batonStartAs(ctx, t, nil, batonBin, args...)
+}
+
+// batonStartAs is batonStart running bin as the user cred names (nil: as
+// the test runs).
+func batonStartAs(ctx context.Context, t testing.TB, cred *syscall.Credential, bin string, args ...string) *batonProc {
+	t.Helper()
 	o := ownerOf(t)
 	b := &batonProc{args: args}
-	b.cmd = execCommand(ctx, batonBin, args...)
+	b.cmd = execCommand(ctx, bin, args...)
+	b.cmd.SysProcAttr.Credential = cred
 	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.err
 	b.cmd.Env = append(os.Environ(), o.marker)
 	b.start = time.Now()

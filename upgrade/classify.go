@@ -62,6 +62,7 @@ type PidObs struct {
 type MasterObs struct {
 	ID           procs.Identity   `json:"identity"`
 	PPID         int              `json:"ppid"`
+	UID          int              `json:"uid"`
 	Flavor       string           `json:"flavor,omitempty"`
 	Binary       string           `json:"binary"`
 	BinaryGone   bool             `json:"binary_replaced,omitempty"`

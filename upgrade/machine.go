@@ -159,6 +159,11 @@ func (m *Machine) warn(format string, args ...any) {
 func (m *Machine) begin(command string, lock bool) error {
 	m.t0 = m.sys.Now()
 	m.rep = &Report{Command: command, Pidfile: m.opts.Pidfile, Steps: []Step{}}
+	if f, err := os.Open(m.opts.Pidfile); denied(err) {
+		return permission(err, "read the pid file "+m.opts.Pidfile, m.opts.Pidfile)
+	} else if err == nil {
+		f.Close()
+	}
 	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
 		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
 	}
@@ -178,8 +183,14 @@ func (m *Machine) begin(command string, lock bool) error {
 	}
 	m.rep.Flavor = m.flavor.Name
 	if lock {
+		if err := m.mayAct(); err != nil {
+			return err
+		}
 		l, err := AcquireLock(LockPath(m.opts.Pidfile))
 		if err != nil {
+			if denied(err) {
+				return permission(err, "take the lock "+LockPath(m.opts.Pidfile), LockPath(m.opts.Pidfile))
+			}
 			var le *LockError
 			if errors.As(err, &le) {
 				m.rep.LockHolder = le.PID
@@ -374,6 +385,9 @@ func (m *Machine) Status(ctx context.Context) (*Report, error) {
 	}
 	_, v := m.look(ctx)
 	m.rep.Advice = v.Advice
+	if err := m.mayInspect(v.Old, v.New); err != nil {
+		return m.end(err)
+	}
 	for _, mo := range []*MasterObs{v.Old, v.New} {
 		if mo != nil && mo.BinaryGone {
 			m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("the binary of master %d, %s, was replaced on disk: an upgrade is due", mo.ID.PID, mo.Binary))

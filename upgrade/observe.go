@@ -142,6 +142,7 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 	mo := &MasterObs{
 		ID:         st.Identity(),
 		PPID:       st.PPID,
+		UID:        st.UID,
 		Flavor:     m.flavor.Name,
 		Binary:     st.Exe,
 		BinaryGone: st.ExeDeleted,
