@@ -140,7 +140,8 @@ func expect(status int, body []byte) error {
 	return nil
 }
 
-// version extracts V from the demo app's "version=V generation=G pid=P".
+// version extracts V from the demo app's answer, "version=V generation=G
+// pid=P" (served by `baton demo-app`, cmd/baton/demoapp.go).
 func version(body []byte) string {
 	line, _, _ := strings.Cut(string(body), "\n")
 	for _, f := range strings.Fields(line) {
