@@ -13,8 +13,8 @@ import (
 	"testing"
 )
 
-// demoReport mirrors the JSON report of `baton demo --json` (cmd/baton's
-// DemoReport), decoded independently.
+// demoReport mirrors the JSON report of `baton demo --json`
+// (cmd/baton/internal/demo's Report), decoded independently.
 type demoReport struct {
 	Addr  string `json:"addr"`
 	Steps []struct {

@@ -18,6 +18,7 @@ func TestLayers(t *testing.T) {
 		"upgrade/load":   nil,
 		"upgrade":        {"pidfile", "procs"},
 		"upgrade/master": {"upgrade", "pidfile", "procs"},
+		demoPackage:      {"upgrade", "upgrade/load", "pidfile", "procs"},
 	}
 	for pkg, ok := range allowed {
 		t.Run(strings.ReplaceAll(pkg, "/", "-"), func(t *testing.T) {
