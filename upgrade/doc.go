@@ -88,6 +88,16 @@
 // inotify on the pid file's directory; worker counts and health checks have
 // no event and are polled with a backoff from 5ms to 200ms.
 //
+// # Interrupts
+//
+// The context a verb is given is an instruction to abort safely when it is
+// done, never to stop half-way: before the upgrade signal nothing is sent
+// (ErrInterrupted); after it, Start rolls back (ErrRolledBack); a commit
+// whose stop signal was sent, and a rollback, finish. That work runs on a
+// detached context bounded by the machine's own timeouts and by
+// Options.Hard (a second interrupt): when Hard is done the verb stops at
+// once (ErrInconsistent) and the journal says what is pending.
+//
 // # Health checks
 //
 //	http://127.0.0.1:8080/health   2xx expected (https:// verifies TLS unless InsecureTLS)

@@ -46,6 +46,10 @@ type Options struct {
 	// NoAutoRollback leaves both masters as they are when a check fails
 	// after the spawn, instead of rolling back.
 	NoAutoRollback bool
+	// Hard, when done, stops at once the work a cancelled context leaves
+	// to finish (the rollback after an interrupt, a commit whose signal
+	// was sent): the CLI cancels it at a second interrupt. Nil: never.
+	Hard context.Context
 	// Progress, when set, receives one Step per step, as it happens, from
 	// the calling goroutine.
 	Progress func(Step)

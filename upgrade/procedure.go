@@ -26,6 +26,9 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	defer m.watch()()
 	old, err := m.preflight(ctx)
 	if err != nil {
+		if interrupted(ctx) {
+			err = fmt.Errorf("%w before anything was signalled: %w", ErrInterrupted, err)
+		}
 		return m.end(err)
 	}
 	want := m.opts.Workers
@@ -37,6 +40,9 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	// title has overwritten /proc/PID/environ, NGINX= included.
 	byUpgrade := m.j != nil && m.j.State == Committed && m.j.New == old.ID
 	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldByUpgrade: byUpgrade, OldWorkers: len(old.Workers), Workers: want}
+	if interrupted(ctx) {
+		return m.end(fmt.Errorf("%w before anything was signalled", ErrInterrupted))
+	}
 	// The journal says Spawning before USR2 is sent, so that a crash right
 	// after it leaves a record to resume from.
 	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
@@ -160,9 +166,30 @@ func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, 
 		m.rep.Advice = "automatic rollback is off: both masters are left as they are; 'baton upgrade rollback' or 'baton upgrade commit'"
 		return m.end(fmt.Errorf("%w: %s: %w", ErrInconsistent, step, cause))
 	}
-	m.step("rollback", "automatic rollback after %s failed", step)
-	if err := m.rollback(ctx, fmt.Sprintf("%s failed: %v", step, cause)); err != nil {
-		return m.end(fmt.Errorf("%w: %s failed (%w) and rollback failed: %w", ErrInconsistent, step, cause, err))
+	why, aborted := fmt.Sprintf("%s failed: %v", step, cause), interrupted(ctx)
+	if aborted {
+		why = "interrupted during " + step
+		m.step("abort", "interrupted: rolling back (interrupt again to stop at once)")
+	} else {
+		m.step("rollback", "automatic rollback after %s failed", step)
+	}
+	ctx, cancel := m.detached(ctx)
+	defer cancel()
+	if m.j.New.PID == 0 {
+		// The upgrade signal may not have been acted on yet: wait for the
+		// new master it starts, so that it is stopped, not left behind.
+		if _, v := m.look(ctx); v.New != nil {
+			m.j.New = v.New.ID
+		}
+	}
+	if err := m.rollback(ctx, why); err != nil {
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("rollback")
+		}
+		return m.end(fmt.Errorf("%w: %s, and the rollback failed: %w", ErrInconsistent, why, err))
+	}
+	if aborted {
+		return m.end(fmt.Errorf("%w: %s", ErrRolledBack, why))
 	}
 	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
 }
@@ -509,6 +536,10 @@ func (m *Machine) adopt(v Verdict) {
 
 // commit stops the old master and checks the new one took over.
 func (m *Machine) commit(ctx context.Context) error {
+	// Once the stop signal is decided, an interrupt does not stop the
+	// commit half-way: it finishes (see doc.go, Interrupts).
+	ctx, cancel := m.detached(ctx)
+	defer cancel()
 	oldID, newID := m.j.Old, m.j.New
 	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Stop), oldID)); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadInput, err)
@@ -520,6 +551,9 @@ func (m *Machine) commit(ctx context.Context) error {
 		// keep-alive connections).
 		if err := m.stop(ctx, oldID, m.j.DrainedWorkers); err != nil {
 			m.mustRecord(EvBreak, err.Error())
+			if m.hardStopped() {
+				m.rep.Advice = m.stoppedAdvice("commit")
+			}
 			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
 		}
 	}
@@ -550,6 +584,9 @@ func (m *Machine) commit(ctx context.Context) error {
 	if err != nil {
 		m.mustRecord(EvBreak, err.Error())
 		m.rep.Advice = "the old master is gone: fix or restart the new one; there is nothing to roll back to"
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("commit")
+		}
 		return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
 	}
 	m.mustRecord(EvCommitted, fmt.Sprintf("new master %s", newID))
@@ -660,7 +697,13 @@ func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
 	if v.New == nil && (m.j.New == v.Old.ID || m.j.New.PID == 0) {
 		m.j.New = procs.Identity{}
 	}
-	if err := m.rollback(ctx, "requested"); err != nil {
+	// A rollback finishes whatever interrupts it, but a second (Hard).
+	rctx, cancel := m.detached(ctx)
+	defer cancel()
+	if err := m.rollback(rctx, "requested"); err != nil {
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("rollback")
+		}
 		return m.end(fmt.Errorf("%w: rollback: %w", ErrInconsistent, err))
 	}
 	return m.end(nil)
