@@ -101,3 +101,47 @@ func TestInterruptedCommitFinishes(t *testing.T) {
 		}
 	})
 }
+
+// TestDrainCapabilityFromWorkers: an nginx master whose facts do not say
+// it is daemonized and that no journal knows (upgraded by hand, or by
+// Debian's init script: its title hides NGINX=) is judged by its workers
+// right after WINCH: drained when they go, a warning and no drain wait
+// when they stay ("daemon off").
+func TestDrainCapabilityFromWorkers(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ignores bool
+		warned  bool
+	}{
+		{name: "started-by-a-manual-upgrade", ignores: false, warned: false},
+		{name: "daemon-off", ignores: true, warned: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeSys(t)
+				f.ignoreWinch = tc.ignores
+				sys := f.system()
+				sys.Facts = func(pid int) MasterFacts { return MasterFacts{PID: pid, Session: 1} }
+				m, err := New(Options{Pidfile: f.pidfile, VerifyFor: time.Second, Sys: sys})
+				if err != nil {
+					t.Fatal(err)
+				}
+				old := f.pidOf(t)
+				rep, err := m.Start(t.Context())
+				if err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				warned := strings.Contains(strings.Join(rep.Warnings, "\n"), "ignores WINCH")
+				if warned != tc.warned {
+					t.Errorf("warned %v, want %v: %q", warned, tc.warned, rep.Warnings)
+				}
+				f.mu.Lock()
+				left := len(f.workersOf(old))
+				f.mu.Unlock()
+				if want := map[bool]int{false: 0, true: 2}[tc.ignores]; left != want {
+					t.Errorf("old master has %d workers after the drain, want %d", left, want)
+				}
+			})
+		})
+	}
+}

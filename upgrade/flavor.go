@@ -41,6 +41,12 @@ type Flavor struct {
 	// DrainIgnored, when set, explains why the master will ignore Drain and
 	// has no DrainStep to fall back on; "" when Drain will work.
 	DrainIgnored func(m MasterFacts) string
+	// DrainTitle, with DrainIgnored, is a part of the title a worker takes
+	// once told to drain: when DrainIgnored cannot tell from the master's
+	// facts (a master started by an upgrade baton did not record hides it:
+	// nginx's title overwrites its environment), a worker retitled or gone
+	// shortly after Drain shows it was honoured (see drainProbe).
+	DrainTitle string
 	// Respawn brings an old master's workers back (rollback). With
 	// RespawnAdds it adds one worker and is sent once per missing worker.
 	Respawn     syscall.Signal
@@ -206,6 +212,9 @@ var Flavors = []Flavor{
 			}
 			return ""
 		},
+		// ngx_worker_process_cycle: "worker process is shutting down" once
+		// the master passed WINCH on as QUIT.
+		DrainTitle: "is shutting down",
 		DrainIgnored: func(m MasterFacts) string {
 			if m.Inherited || (m.Session != 0 && m.Session == m.PID) {
 				return ""

@@ -362,15 +362,11 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	if fl.DrainStep != 0 {
 		sent += fmt.Sprintf(", then %s one worker at a time", SignalName(fl.DrainStep))
 	}
-	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
-		facts := m.sys.Facts(old.ID.PID)
-		facts.Inherited = facts.Inherited || m.j.OldByUpgrade
-		if why := fl.DrainIgnored(facts); why != "" {
-			m.warn("%s", why)
-			m.j.DrainedTo = len(old.Workers)
-			m.mustRecord(EvDrained, "drain ignored: "+why)
-			return nil
-		}
+	if why := m.drainIgnored(ctx, old, m.j.DrainedWorkers); why != "" {
+		m.warn("%s", why)
+		m.j.DrainedTo = len(old.Workers)
+		m.mustRecord(EvDrained, "drain ignored: "+why)
+		return nil
 	}
 	// Each worker's exit is an event (pidfd); the count is re-read on each
 	// one, with polling as the fallback for workers that appear late.
