@@ -39,6 +39,12 @@ func startNginx(t *testing.T, opts peerOptions) *peer {
 	p.logs = append(p.logs, filepath.Join(p.dir, "log", "error.log"))
 	ctx := testContext(t)
 	cmd := exec.Command(p.bin, "-p", p.dir+"/", "-c", filepath.Join(p.dir, "nginx.conf"), "-e", filepath.Join(p.dir, "log", "error.log"))
+	if opts.DaemonOff {
+		// nginx ignores USR2 while its parent is the process that started
+		// it: a shell starts it and exits once the pid file is written.
+		script := fmt.Sprintf(`"$@" & while [ ! -s %q ]; do sleep 0.02; done`, p.pidfile)
+		cmd = exec.Command("/bin/sh", append([]string{"-c", script, "sh"}, cmd.Args...)...)
+	}
 	p.startDaemon(ctx, t, cmd)
 	p.waitReady(ctx, t)
 	return p
@@ -58,8 +64,12 @@ func (p *peer) nginxConf() string {
 	if os.Geteuid() == 0 {
 		user = "user root;" // temp paths and logs are root's
 	}
+	daemon := "on"
+	if !p.daemon {
+		daemon = "off"
+	}
 	return fmt.Sprintf(`# written by baton's integration tests
-daemon on;
+daemon %[10]s;
 master_process on;
 worker_processes %[1]d;
 %[2]s
@@ -87,7 +97,7 @@ http {
 		location / { return 200 "nginx version=%[8]s\npid=$pid\n"; }
 	}
 }
-`, p.workers, user, p.dir, envOwner, p.addr, p.sock, health, p.version, strings.Repeat("z", 2048))
+`, p.workers, user, p.dir, envOwner, p.addr, p.sock, health, p.version, strings.Repeat("z", 2048), daemon)
 }
 
 // unicornApp is the rack app. With preload_app the master loads it once, so

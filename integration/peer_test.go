@@ -41,6 +41,10 @@ type peerOptions struct {
 	Workers int
 	// BatonArgs are extra `baton run` flags, before "--" (baton only).
 	BatonArgs []string
+	// DaemonOff runs nginx in the foreground ("daemon off"), started by a
+	// shell that exits once its pid file is written, as a supervisor that
+	// is not its parent would (nginx only).
+	DaemonOff bool
 }
 
 // peer is one running server under test, with everything in its own
@@ -64,6 +68,7 @@ type peer struct {
 	sock    string // unix socket path
 	current string // the release symlink
 	workers int
+	daemon  bool   // nginx: "daemon on"
 	version string // the version the next generation will serve
 	fail    bool   // the next generation answers /health with 500
 	logs    []string
@@ -121,6 +126,7 @@ func newPeer(t *testing.T, f flavor, opts peerOptions) *peer {
 		sock:    filepath.Join(dir, string(f)+".sock"),
 		current: filepath.Join(dir, "current"),
 		workers: opts.Workers,
+		daemon:  !opts.DaemonOff,
 		version: opts.Version,
 		owner:   o,
 	}
