@@ -222,7 +222,15 @@ func copyFile(src, dst string, mode os.FileMode) error {
 }
 
 // writeFileAtomic writes a new file beside path and renames it over path.
+//
+// It holds syscall.ForkLock for reading while the file is open for writing:
+// a process the test forks meanwhile (from another goroutine) would inherit
+// the descriptor until it execs, and exec(2) of the file fails with
+// ETXTBSY ("text file busy") while any process holds it open for writing
+// (golang/go#22315). os/exec forks with ForkLock held for writing.
 func writeFileAtomic(path string, mode os.FileMode, write func(io.Writer) error) error {
+	syscall.ForkLock.RLock()
+	defer syscall.ForkLock.RUnlock()
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
 	if err != nil {
 		return err
