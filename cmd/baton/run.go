@@ -1,13 +1,11 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"strconv"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/upgrade/master"
 )
 
@@ -87,15 +85,10 @@ EXAMPLE:
 				Config:      c.String("config"),
 				Command:     c.Args().Slice(),
 			})
-			switch {
-			case err == nil:
-				return nil
-			case errors.Is(err, master.ErrConfig), errors.Is(err, master.ErrBadListen):
-				return withCode(exitUsage, err)
-			case errors.Is(err, pidfile.ErrRunning):
-				return withCode(exitBusy, err)
+			if err != nil {
+				return withCode(exitCode(err, false), err)
 			}
-			return withCode(exitFailed, err)
+			return nil
 		},
 	}
 }

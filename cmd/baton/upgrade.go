@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -248,25 +247,6 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 		return withCode(exitCode(err, !status), err)
 	}
 	return nil
-}
-
-// exitCode maps the upgrade package's sentinels to exit codes. An error
-// without one is 4 when signals may have been sent, 1 otherwise.
-func exitCode(err error, mutating bool) int {
-	switch {
-	case errors.Is(err, upgrade.ErrBadInput), errors.Is(err, upgrade.ErrNotRunning),
-		errors.Is(err, upgrade.ErrPreflight), errors.Is(err, upgrade.ErrIllegalTransition):
-		return exitUsage
-	case errors.Is(err, upgrade.ErrLocked), errors.Is(err, upgrade.ErrUpgradePending):
-		return exitBusy
-	case errors.Is(err, upgrade.ErrRolledBack):
-		return exitFailed
-	case errors.Is(err, upgrade.ErrInconsistent):
-		return exitInconsistent
-	case mutating:
-		return exitInconsistent
-	}
-	return exitFailed
 }
 
 // printReport writes the report for people.
