@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/upgrade/master"
@@ -102,4 +106,47 @@ func TestRunExitCodes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFlagEnvVars: every flag of run, upgrade and version is set by
+// BATON_ and its name in upper case, as README.md says.
+func TestFlagEnvVars(t *testing.T) {
+	var walk func(prefix string, cmds []*cli.Command)
+	walk = func(prefix string, cmds []*cli.Command) {
+		for _, c := range cmds {
+			for _, f := range c.Flags {
+				name := f.Names()[0]
+				ev, ok := f.(interface{ GetEnvVars() []string })
+				if !ok || !slices.Equal(ev.GetEnvVars(), envVars(name)) {
+					t.Errorf("%s%s --%s: variables %v, want %v", prefix, c.Name, name, ev.GetEnvVars(), envVars(name))
+				}
+			}
+			walk(prefix+c.Name+" ", c.Subcommands)
+		}
+	}
+	walk("", []*cli.Command{runCommand(), upgradeCommand(), versionCommand()})
+}
+
+// captureOptions runs cmd with args, its action replaced by read, and
+// returns the exit code and stderr.
+func captureOptions(t *testing.T, cmd *cli.Command, read func(*cli.Context) error, args ...string) (int, string) {
+	t.Helper()
+	cmd.Action = read
+	app := newApp()
+	app.Commands = []*cli.Command{cmd}
+	var stdout, stderr bytes.Buffer
+	app.Writer, app.ErrWriter = &stdout, &stderr
+	err := app.Run(append([]string{"baton", cmd.Name}, args...))
+	if err == nil {
+		return exitOK, stderr.String()
+	}
+	fmt.Fprintf(&stderr, "baton: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code, stderr.String()
+	}
+	if isUsageError(err) {
+		return exitUsage, stderr.String()
+	}
+	return exitFailed, stderr.String()
 }
