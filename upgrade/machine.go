@@ -36,8 +36,11 @@ type Options struct {
 	// DrainTimeout bounds the exit of the old workers (default 30s).
 	DrainTimeout time.Duration
 	// VerifyFor is how long the checks must keep passing against the new
-	// generation alone (default 2s; negative means no verify period).
+	// generation alone (default 2s). Negative is the same as NoVerify.
 	VerifyFor time.Duration
+	// NoVerify skips the verify period: Start is done, or commits, as soon
+	// as the old workers are drained.
+	NoVerify bool
 	// StopTimeout is the grace period of each step of stopping a master:
 	// graceful signal, then fast stop, then SIGKILL (default 10s).
 	StopTimeout time.Duration
@@ -130,6 +133,9 @@ func New(opts Options) (*Machine, error) {
 		if *d == 0 {
 			*d = v
 		}
+	}
+	if opts.VerifyFor < 0 {
+		opts.NoVerify = true
 	}
 	def(&opts.SpawnTimeout, 30*time.Second)
 	def(&opts.DrainTimeout, 30*time.Second)

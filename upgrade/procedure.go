@@ -441,7 +441,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 
 // verify keeps checking the new generation for VerifyFor.
 func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
-	if m.opts.VerifyFor <= 0 {
+	if m.opts.NoVerify {
 		return nil
 	}
 	runs := 0

@@ -28,3 +28,10 @@ func isUsageError(err error) bool {
 	}
 	return false
 }
+
+// envVars names the environment variable that sets the flag name: BATON_
+// and the name in upper case, '-' as '_' (--pidfile is BATON_PIDFILE).
+// baton run's flags take theirs from master.RunOptions, by the same rule.
+func envVars(name string) []string {
+	return []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}

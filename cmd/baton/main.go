@@ -9,18 +9,75 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/batonhq/baton/pidfile"
+	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/master"
 )
 
-// Exit codes, shared by every command and documented in `baton --help`.
+// Exit codes, shared by every command; exitCodes says what each means.
 const (
-	exitOK           = 0 // done
-	exitFailed       = 1 // failed; for upgrades: rolled back, the old generation serves
-	exitUsage        = 2 // bad usage or input; nothing was touched
-	exitBusy         = 3 // another upgrade holds the lock or is pending
-	exitInconsistent = 4 // failed and could not restore a clean state
+	exitOK           = 0
+	exitFailed       = 1
+	exitUsage        = 2
+	exitBusy         = 3
+	exitInconsistent = 4
 )
+
+// exitRow is one exit code: its name, what it means (one line, `quoted`
+// for Markdown) and the sentinel errors that map to it.
+type exitRow struct {
+	code    int
+	name    string
+	meaning string
+	from    []error
+}
+
+// exitCodes is the one table of exit codes. It drives exitCodesHelp (every
+// command's --help), exitCode (the error -> code mapping) and README.md's
+// "Exit codes" section (TestREADMEExitCodes keeps it in step).
+var exitCodes = []exitRow{
+	{code: exitOK, name: "ok", meaning: "done"},
+	{code: exitFailed, name: "failed", meaning: "failed; an upgrade was rolled back and the old generation is serving",
+		from: []error{upgrade.ErrRolledBack}},
+	{code: exitUsage, name: "usage", meaning: "bad usage or input; nothing was signalled or changed",
+		from: []error{upgrade.ErrBadInput, upgrade.ErrNotRunning, upgrade.ErrPreflight, upgrade.ErrIllegalTransition,
+			master.ErrConfig, master.ErrBadListen}},
+	{code: exitBusy, name: "busy", meaning: "another upgrade holds the lock or is pending",
+		from: []error{upgrade.ErrLocked, upgrade.ErrUpgradePending, pidfile.ErrRunning}},
+	{code: exitInconsistent, name: "inconsistent", meaning: "failed and could not restore a clean state; `baton upgrade status` says what to do",
+		from: []error{upgrade.ErrInconsistent}},
+}
+
+// exitCode maps err to the code of the first row of exitCodes that lists a
+// sentinel err wraps. An error with none is 4 when signals may have been
+// sent (mutating), 1 otherwise.
+func exitCode(err error, mutating bool) int {
+	for _, r := range exitCodes {
+		for _, sentinel := range r.from {
+			if errors.Is(err, sentinel) {
+				return r.code
+			}
+		}
+	}
+	if mutating {
+		return exitInconsistent
+	}
+	return exitFailed
+}
+
+// exitCodesHelp is the exit-code section of --help.
+var exitCodesHelp = func() string {
+	var b strings.Builder
+	b.WriteString("EXIT CODES:")
+	for _, r := range exitCodes {
+		fmt.Fprintf(&b, "\n   %d  %s", r.code, strings.ReplaceAll(r.meaning, "`", `"`))
+	}
+	return b.String()
+}()
 
 // exitError carries the exit code a command wants; main prints the message
 // on one line and exits with the code.
@@ -44,13 +101,6 @@ func withCode(code int, err error) error {
 func usageErrorf(format string, args ...any) error {
 	return withCode(exitUsage, fmt.Errorf(format, args...))
 }
-
-const exitCodesHelp = `EXIT CODES:
-   0  done
-   1  failed; an upgrade was rolled back and the old generation is serving
-   2  bad usage or input; nothing was signalled or changed
-   3  another upgrade holds the lock or is pending
-   4  failed and could not restore a clean state; "baton upgrade status" says what to do`
 
 func newApp() *cli.App {
 	return &cli.App{

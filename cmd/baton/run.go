@@ -1,13 +1,8 @@
 package main
 
 import (
-	"errors"
-	"os"
-	"strconv"
-
 	"github.com/urfave/cli/v2"
 
-	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/upgrade/master"
 )
 
@@ -39,63 +34,56 @@ EXAMPLE:
        --dir /srv/app/current --envfile /etc/app.env -- ./server --flag
 
 ` + exitCodesHelp,
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "pidfile", Usage: "pid file, locked while the master runs", EnvVars: []string{"BATON_PIDFILE"}, Required: true},
-			&cli.StringSliceFlag{Name: "listen", Usage: "`[NAME=]ADDR` to listen on (repeatable)", EnvVars: []string{"BATON_LISTEN"}},
-			&cli.StringFlag{Name: "socket-mode", Usage: "octal mode of unix socket files, e.g. 0660 (default: umask)", EnvVars: []string{"BATON_SOCKET_MODE"}},
-			&cli.IntFlag{Name: "workers", Usage: "number of workers", DefaultText: "1", EnvVars: []string{"BATON_WORKERS"}},
-			&cli.StringFlag{Name: "dir", Usage: "directory workers start in, re-resolved at every start (default: current directory)", EnvVars: []string{"BATON_DIR"}},
-			&cli.StringFlag{Name: "envfile", Usage: "KEY=VALUE file added to workers' environment, re-read at every start", EnvVars: []string{"BATON_ENVFILE"}},
-			&cli.StringSliceFlag{Name: "env-drop", Usage: "variable workers must not inherit (repeatable)", EnvVars: []string{"BATON_ENV_DROP"}},
-			&cli.StringFlag{Name: "ready", Usage: "readiness: notify or delay:DURATION (default delay:1s)", EnvVars: []string{"BATON_READY"}},
-			&cli.StringFlag{Name: "stop-signal", Usage: "signal that stops a worker gracefully (default TERM)", EnvVars: []string{"BATON_STOP_SIGNAL"}},
-			&cli.DurationFlag{Name: "stop-timeout", Usage: "time before a stopping worker is killed", DefaultText: "10s", EnvVars: []string{"BATON_STOP_TIMEOUT"}},
-			&cli.StringFlag{Name: "user", Usage: "run workers as this user", EnvVars: []string{"BATON_USER"}},
-			&cli.StringFlag{Name: "group", Usage: "run workers with this group", EnvVars: []string{"BATON_GROUP"}},
-			&cli.StringFlag{Name: "log-file", Usage: "log here instead of stderr; reopened on USR1", EnvVars: []string{"BATON_LOG_FILE"}},
-			&cli.StringFlag{Name: "config", Usage: "file of key = value lines with the flags' names, re-read on HUP and USR2", EnvVars: []string{"BATON_CONFIG"}},
-		},
+		Flags: runFlags(),
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return usageErrorf("run: missing COMMAND; usage: baton run [flags] -- COMMAND [ARGS...]")
 			}
-			var mode os.FileMode
-			if s := c.String("socket-mode"); s != "" {
-				n, err := strconv.ParseUint(s, 8, 32)
-				if err != nil || n > 0o777 {
-					return usageErrorf("run: --socket-mode %q: want octal permission bits such as 0660", s)
-				}
-				mode = os.FileMode(n)
+			opts, err := runOptions(c)
+			if err != nil {
+				return err
 			}
-			if c.Int("workers") < 0 {
-				return usageErrorf("run: --workers %d: want at least 1", c.Int("workers"))
+			opts.Command = c.Args().Slice()
+			if err := master.Run(c.Context, opts); err != nil {
+				return withCode(exitCode(err, false), err)
 			}
-			err := master.Run(c.Context, master.Options{
-				PIDFile:     c.String("pidfile"),
-				Listen:      c.StringSlice("listen"),
-				SocketMode:  mode,
-				Workers:     c.Int("workers"),
-				Dir:         c.String("dir"),
-				EnvFile:     c.String("envfile"),
-				EnvDrop:     c.StringSlice("env-drop"),
-				Ready:       c.String("ready"),
-				StopSignal:  c.String("stop-signal"),
-				StopTimeout: c.Duration("stop-timeout"),
-				User:        c.String("user"),
-				Group:       c.String("group"),
-				LogFile:     c.String("log-file"),
-				Config:      c.String("config"),
-				Command:     c.Args().Slice(),
-			})
-			switch {
-			case err == nil:
-				return nil
-			case errors.Is(err, master.ErrConfig), errors.Is(err, master.ErrBadListen):
-				return withCode(exitUsage, err)
-			case errors.Is(err, pidfile.ErrRunning):
-				return withCode(exitBusy, err)
-			}
-			return withCode(exitFailed, err)
+			return nil
 		},
 	}
+}
+
+// runFlags makes a flag of each row of master.RunOptions. The flags are
+// text: each row parses and checks its own values, as the config file's.
+func runFlags() []cli.Flag {
+	var flags []cli.Flag
+	for _, o := range master.RunOptions() {
+		if o.List {
+			flags = append(flags, &cli.StringSliceFlag{Name: o.Name, Usage: o.Usage, DefaultText: o.Default(), EnvVars: []string{o.Env}, Required: o.Required})
+		} else {
+			flags = append(flags, &cli.StringFlag{Name: o.Name, Usage: o.Usage, DefaultText: o.Default(), EnvVars: []string{o.Env}, Required: o.Required})
+		}
+	}
+	return flags
+}
+
+// runOptions stores the flags given (on the command line or by their
+// variables) in master.Options; a flag not given stays at its zero value,
+// which the config file or the default fills.
+func runOptions(c *cli.Context) (master.Options, error) {
+	var opts master.Options
+	for _, o := range master.RunOptions() {
+		if !c.IsSet(o.Name) {
+			continue
+		}
+		values := []string{c.String(o.Name)}
+		if o.List {
+			values = c.StringSlice(o.Name)
+		}
+		for _, v := range values {
+			if err := o.Set(&opts, v); err != nil {
+				return opts, usageErrorf("run: --%s %q: %v", o.Name, v, err)
+			}
+		}
+	}
+	return opts, nil
 }

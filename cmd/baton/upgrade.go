@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,42 +50,56 @@ EXAMPLES:
 	}
 }
 
+// Defaults of the upgrade flags: what upgrade.New gives a zero Options
+// field, except that --verify-for 0 means no verify period.
+const (
+	defaultFlavor       = "auto"
+	defaultSpawnTimeout = 30 * time.Second
+	defaultDrainTimeout = 30 * time.Second
+	defaultVerifyFor    = 2 * time.Second
+	defaultStopTimeout  = 10 * time.Second
+)
+
 func pidfileFlag() cli.Flag {
-	return &cli.StringFlag{Name: "pidfile", Usage: "the master's pid file", EnvVars: []string{"BATON_PIDFILE"}, Required: true}
+	return &cli.StringFlag{Name: "pidfile", Usage: "the master's pid file", EnvVars: envVars("pidfile"), Required: true}
 }
 
 func flavorFlag() cli.Flag {
-	return &cli.StringFlag{Name: "flavor", Value: "auto", Usage: "auto, or one of " + strings.Join(upgrade.FlavorNames(), ", "), EnvVars: []string{"BATON_FLAVOR"}}
+	return &cli.StringFlag{Name: "flavor", Value: defaultFlavor, Usage: defaultFlavor + ", or one of " + strings.Join(upgrade.FlavorNames(), ", "), EnvVars: envVars("flavor")}
 }
 
 func checkFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD", EnvVars: []string{"BATON_CHECK"}},
-		&cli.BoolFlag{Name: "check-insecure", Usage: "do not verify TLS certificates of https checks", EnvVars: []string{"BATON_CHECK_INSECURE"}},
+		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD", EnvVars: envVars("check")},
+		&cli.BoolFlag{Name: "check-insecure", Usage: "do not verify TLS certificates of https checks", EnvVars: envVars("check-insecure")},
 		durationFlag("check-timeout", upgrade.DefaultCheckTimeout, "bound on one run of one check"),
 	}
 }
 
 func jsonFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout (progress stays on stderr)", EnvVars: []string{"BATON_JSON"}}
+	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout (progress stays on stderr)", EnvVars: envVars("json")}
 }
 
 func durationFlag(name string, def time.Duration, usage string) cli.Flag {
-	return &cli.DurationFlag{Name: name, Value: def, Usage: usage, EnvVars: []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}}
+	return &cli.DurationFlag{Name: name, Value: def, Usage: usage, EnvVars: envVars(name)}
+}
+
+func stopTimeoutFlag() cli.Flag {
+	return durationFlag("stop-timeout", defaultStopTimeout, "grace period of each step of stopping a master (graceful, fast, KILL)")
 }
 
 func upgradeStartCommand() *cli.Command {
 	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
 	flags = append(flags, checkFlags()...)
 	flags = append(flags,
-		&cli.StringFlag{Name: "preflight", Usage: "shell command that must succeed before anything is signalled, e.g. 'nginx -t'", EnvVars: []string{"BATON_PREFLIGHT"}},
-		&cli.IntFlag{Name: "workers", Usage: "workers the new master must have (default: as many as the old)", EnvVars: []string{"BATON_WORKERS"}},
-		durationFlag("spawn-timeout", 30*time.Second, "time for the new master to be up, verified and healthy"),
-		durationFlag("drain-timeout", 30*time.Second, "time for the old workers to exit"),
-		durationFlag("verify-for", 2*time.Second, "how long the checks must keep passing against the new generation"),
-		durationFlag("stop-timeout", 10*time.Second, "grace period of each step of stopping a master (graceful, fast, KILL)"),
-		&cli.BoolFlag{Name: "commit", Usage: "commit after verify instead of stopping with both masters alive", EnvVars: []string{"BATON_COMMIT"}},
-		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failed check, leave both masters as they are (exit 4) instead of rolling back", EnvVars: []string{"BATON_NO_AUTO_ROLLBACK"}},
+		&cli.StringFlag{Name: "preflight", Usage: "shell command that must succeed before anything is signalled, e.g. 'nginx -t'", EnvVars: envVars("preflight")},
+		&cli.IntFlag{Name: "workers", Usage: "workers the new master must have", DefaultText: "as many as the old", EnvVars: envVars("workers")},
+		durationFlag("spawn-timeout", defaultSpawnTimeout, "time for the new master to be up, verified and healthy"),
+		durationFlag("drain-timeout", defaultDrainTimeout, "time for the old workers to exit"),
+		durationFlag("verify-for", defaultVerifyFor, "how long the checks must keep passing against the new generation; 0 for no verify period"),
+		stopTimeoutFlag(),
+		&cli.BoolFlag{Name: "commit", Usage: "commit after verify instead of stopping with both masters alive", EnvVars: envVars("commit")},
+		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failed check, leave both masters as they are (exit 4) instead of rolling back", EnvVars: envVars("no-auto-rollback")},
 		jsonFlag(),
 	)
 	return &cli.Command{
@@ -111,32 +124,41 @@ EXAMPLES:
 ` + exitCodesHelp,
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			opts, err := machineOptions(c)
+			opts, err := startOptions(c)
 			if err != nil {
 				return err
 			}
-			opts.Preflight = c.String("preflight")
-			opts.Workers = c.Int("workers")
-			opts.SpawnTimeout = c.Duration("spawn-timeout")
-			opts.DrainTimeout = c.Duration("drain-timeout")
-			opts.VerifyFor = c.Duration("verify-for")
-			if opts.VerifyFor == 0 {
-				opts.VerifyFor = -1 // an explicit 0: no verify period
-			}
-			opts.StopTimeout = c.Duration("stop-timeout")
-			opts.Commit = c.Bool("commit")
-			opts.NoAutoRollback = c.Bool("no-auto-rollback")
 			return runMachine(c, opts, (*upgrade.Machine).Start)
 		},
 	}
+}
+
+// startOptions reads the flags of `upgrade start`.
+func startOptions(c *cli.Context) (upgrade.Options, error) {
+	opts, err := machineOptions(c)
+	if err != nil {
+		return opts, err
+	}
+	opts.Preflight = c.String("preflight")
+	opts.Workers = c.Int("workers")
+	opts.SpawnTimeout = c.Duration("spawn-timeout")
+	opts.DrainTimeout = c.Duration("drain-timeout")
+	opts.VerifyFor = c.Duration("verify-for")
+	// 0 is no verify period (so is a negative duration, as it always was);
+	// upgrade.New would give a zero VerifyFor its default.
+	opts.NoVerify = opts.VerifyFor <= 0
+	opts.StopTimeout = c.Duration("stop-timeout")
+	opts.Commit = c.Bool("commit")
+	opts.NoAutoRollback = c.Bool("no-auto-rollback")
+	return opts, nil
 }
 
 func upgradeVerbCommand(name, usage string, verb func(*upgrade.Machine, context.Context) (*upgrade.Report, error)) *cli.Command {
 	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
 	flags = append(flags, checkFlags()...)
 	flags = append(flags,
-		durationFlag("stop-timeout", 10*time.Second, "grace period of each step of stopping a master (graceful, fast, KILL)"),
-		durationFlag("spawn-timeout", 30*time.Second, "time for the old master's workers to come back (rollback)"),
+		stopTimeoutFlag(),
+		durationFlag("spawn-timeout", defaultSpawnTimeout, "time for the old master's workers to come back (rollback)"),
 		jsonFlag(),
 	)
 	return &cli.Command{
@@ -248,25 +270,6 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 		return withCode(exitCode(err, !status), err)
 	}
 	return nil
-}
-
-// exitCode maps the upgrade package's sentinels to exit codes. An error
-// without one is 4 when signals may have been sent, 1 otherwise.
-func exitCode(err error, mutating bool) int {
-	switch {
-	case errors.Is(err, upgrade.ErrBadInput), errors.Is(err, upgrade.ErrNotRunning),
-		errors.Is(err, upgrade.ErrPreflight), errors.Is(err, upgrade.ErrIllegalTransition):
-		return exitUsage
-	case errors.Is(err, upgrade.ErrLocked), errors.Is(err, upgrade.ErrUpgradePending):
-		return exitBusy
-	case errors.Is(err, upgrade.ErrRolledBack):
-		return exitFailed
-	case errors.Is(err, upgrade.ErrInconsistent):
-		return exitInconsistent
-	case mutating:
-		return exitInconsistent
-	}
-	return exitFailed
 }
 
 // printReport writes the report for people.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/batonhq/baton/upgrade"
 )
 
@@ -88,4 +90,39 @@ func runWith(args []string, stdout, stderr *bytes.Buffer) int {
 		return exitUsage
 	}
 	return exitFailed
+}
+
+// TestStartVerifyFor: --verify-for 0 (and the old -1s) is no verify period;
+// left alone it is the default.
+func TestStartVerifyFor(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		noVerify bool
+		verify   string
+	}{
+		{name: "default", verify: defaultVerifyFor.String()},
+		{name: "set", args: []string{"--verify-for", "5s"}, verify: "5s"},
+		{name: "zero", args: []string{"--verify-for", "0"}, noVerify: true, verify: "0s"},
+		{name: "negative", args: []string{"--verify-for", "-1s"}, noVerify: true, verify: "-1s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got upgrade.Options
+			read := func(c *cli.Context) error {
+				var err error
+				got, err = startOptions(c)
+				return err
+			}
+			code, stderr := captureOptions(t, upgradeStartCommand(), read, append([]string{"--pidfile", "a.pid"}, tc.args...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			if got.NoVerify != tc.noVerify || got.VerifyFor.String() != tc.verify {
+				t.Errorf("NoVerify %v, VerifyFor %v; want %v, %s", got.NoVerify, got.VerifyFor, tc.noVerify, tc.verify)
+			}
+			if got.SpawnTimeout != defaultSpawnTimeout || got.DrainTimeout != defaultDrainTimeout || got.StopTimeout != defaultStopTimeout || got.Flavor != defaultFlavor {
+				t.Errorf("defaults: %+v", got)
+			}
+		})
+	}
 }

@@ -38,7 +38,7 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print baton's version",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "json", Usage: "print as JSON", EnvVars: []string{"BATON_JSON"}},
+			&cli.BoolFlag{Name: "json", Usage: "print as JSON", EnvVars: envVars("json")},
 		},
 		Action: func(c *cli.Context) error {
 			b := readBuildInfo()

@@ -5,6 +5,7 @@ package master
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"fmt"
 	"os"
 	"os/user"
@@ -15,6 +16,195 @@ import (
 	"syscall"
 	"time"
 )
+
+// Environment variables that set baton run's options, one per row of
+// RunOptions: BATON_ and the option's name in upper case, '-' as '_'.
+const (
+	EnvPIDFile     = "BATON_PIDFILE"
+	EnvListen      = "BATON_LISTEN"
+	EnvSocketMode  = "BATON_SOCKET_MODE"
+	EnvWorkers     = "BATON_WORKERS"
+	EnvDir         = "BATON_DIR"
+	EnvEnvFile     = "BATON_ENVFILE"
+	EnvEnvDrop     = "BATON_ENV_DROP"
+	EnvReady       = "BATON_READY"
+	EnvStopSignal  = "BATON_STOP_SIGNAL"
+	EnvStopTimeout = "BATON_STOP_TIMEOUT"
+	EnvUser        = "BATON_USER"
+	EnvGroup       = "BATON_GROUP"
+	EnvLogFile     = "BATON_LOG_FILE"
+	EnvConfig      = "BATON_CONFIG"
+)
+
+// Defaults of what neither a flag, its variable, the config file nor the
+// Options field (at its zero value) gives.
+const (
+	DefaultWorkers     = 1
+	DefaultReady       = "delay:1s"
+	DefaultStopSignal  = "TERM"
+	DefaultStopTimeout = 10 * time.Second
+	DefaultBackoffMin  = 100 * time.Millisecond
+	DefaultBackoffMax  = 10 * time.Second
+	DefaultCrashLoop   = 3
+)
+
+// RunOption is one row of the table of baton run's options, RunOptions.
+// A new option is a new row: cmd/baton makes its flag from Name, Env, Usage,
+// Default, List and Required and stores what the flag says with Set; a config
+// file takes Name as a key unless FlagOnly, and parses the value with the
+// same Set; mergeOptions lets a flag that was given win over the file; and
+// loadConfig fills in the default and checks the value, wherever it came from.
+type RunOption struct {
+	Name     string // flag name and config-file key
+	Env      string // environment variable, one of the Env* constants
+	Usage    string // one line of --help; a `WORD` in backquotes names the value
+	List     bool   // repeatable: each flag and each file line adds one value
+	Required bool   // the flag must be given
+	FlagOnly bool   // not a config-file key
+	about    string // the default for --help where it is no constant
+	field    field  // where the value lives in Options, its default and its check
+}
+
+// Set parses and checks one value given for the option (a flag, a file
+// line) and stores it in o; a List appends it. The error says what the value
+// should be; the caller names the option and the value.
+func (r RunOption) Set(o *Options, v string) error { return r.field.set(o, v) }
+
+// Default is the default as --help shows it, "" for none.
+func (r RunOption) Default() string { return cmp.Or(r.field.def(), r.about) }
+
+// RunOptions returns the table of baton run's options, in --help's order.
+func RunOptions() []RunOption { return slices.Clone(runOptions) }
+
+var runOptions = []RunOption{
+	{Name: "pidfile", Env: EnvPIDFile, Usage: "pid file, locked while the master runs", Required: true, FlagOnly: true,
+		field: text(func(o *Options) *string { return &o.PIDFile })},
+	{Name: "listen", Env: EnvListen, Usage: "`[NAME=]ADDR` to listen on (repeatable)", List: true,
+		field: list(func(o *Options) *[]string { return &o.Listen })},
+	{Name: "socket-mode", Env: EnvSocketMode, Usage: "octal mode of unix socket files, e.g. 0660", about: "umask",
+		field: scalar[os.FileMode]{ptr: func(o *Options) *os.FileMode { return &o.SocketMode }, parse: parseMode,
+			ok: func(m os.FileMode) bool { return m&^os.ModePerm == 0 }, want: "octal permission bits such as 0660"}},
+	{Name: "workers", Env: EnvWorkers, Usage: "number of workers",
+		field: scalar[int]{ptr: func(o *Options) *int { return &o.Workers }, parse: strconv.Atoi, dflt: DefaultWorkers,
+			ok: func(n int) bool { return n >= 1 }, want: "a number of at least 1"}},
+	{Name: "dir", Env: EnvDir, Usage: "directory workers start in, re-resolved at every start", about: "current directory",
+		field: text(func(o *Options) *string { return &o.Dir })},
+	{Name: "envfile", Env: EnvEnvFile, Usage: "KEY=VALUE file added to workers' environment, re-read at every start",
+		field: text(func(o *Options) *string { return &o.EnvFile })},
+	{Name: "env-drop", Env: EnvEnvDrop, Usage: "variable workers must not inherit (repeatable)", List: true,
+		field: list(func(o *Options) *[]string { return &o.EnvDrop })},
+	{Name: "ready", Env: EnvReady, Usage: "readiness: notify or delay:DURATION",
+		field: scalar[string]{ptr: func(o *Options) *string { return &o.Ready }, parse: plain, dflt: DefaultReady,
+			ok: func(s string) bool { _, err := parseReady(s); return err == nil }, want: "notify or delay:DURATION"}},
+	{Name: "stop-signal", Env: EnvStopSignal, Usage: "signal that stops a worker gracefully",
+		field: scalar[string]{ptr: func(o *Options) *string { return &o.StopSignal }, parse: plain, dflt: DefaultStopSignal,
+			ok: func(s string) bool { _, err := parseSignal(s); return err == nil }, want: "a signal such as TERM, SIGQUIT or 15"}},
+	{Name: "stop-timeout", Env: EnvStopTimeout, Usage: "time before a stopping worker is killed",
+		field: scalar[time.Duration]{ptr: func(o *Options) *time.Duration { return &o.StopTimeout }, parse: time.ParseDuration,
+			dflt: DefaultStopTimeout, ok: func(d time.Duration) bool { return d > 0 }, want: "a positive duration such as 10s"}},
+	{Name: "user", Env: EnvUser, Usage: "run workers as this user",
+		field: text(func(o *Options) *string { return &o.User })},
+	{Name: "group", Env: EnvGroup, Usage: "run workers with this group",
+		field: text(func(o *Options) *string { return &o.Group })},
+	{Name: "log-file", Env: EnvLogFile, Usage: "log here instead of stderr; reopened on USR1",
+		field: text(func(o *Options) *string { return &o.LogFile })},
+	{Name: "config", Env: EnvConfig, Usage: "file of key = value lines with the flags' names, re-read on HUP and USR2", FlagOnly: true,
+		field: text(func(o *Options) *string { return &o.Config })},
+}
+
+// field is where a RunOption's value lives in Options. The zero value of
+// the field means "not given".
+type field interface {
+	set(o *Options, v string) error // parse and check v, store it (append to a list)
+	merge(dst, src *Options)        // src's value into dst if dst has none
+	fill(o *Options)                // the default into o if o has no value
+	check(o *Options) error         // the value o holds, if any, is valid
+	def() string                    // the default for --help, "" for none
+}
+
+// scalar is a field of one value of type T: parse reads it, ok (nil: any
+// value) tells a valid one, want says what ok accepts, dflt replaces the zero value.
+type scalar[T comparable] struct {
+	ptr   func(*Options) *T
+	parse func(string) (T, error)
+	ok    func(T) bool
+	want  string
+	dflt  T
+}
+
+func (s scalar[T]) set(o *Options, v string) error {
+	x, err := s.parse(v)
+	if err != nil || (s.ok != nil && !s.ok(x)) {
+		return fmt.Errorf("want %s", s.want)
+	}
+	*s.ptr(o) = x
+	return nil
+}
+
+func (s scalar[T]) merge(dst, src *Options) {
+	var zero T
+	if *s.ptr(dst) == zero {
+		*s.ptr(dst) = *s.ptr(src)
+	}
+}
+
+func (s scalar[T]) fill(o *Options) {
+	var zero T
+	if *s.ptr(o) == zero {
+		*s.ptr(o) = s.dflt
+	}
+}
+
+func (s scalar[T]) check(o *Options) error {
+	if v := *s.ptr(o); s.ok != nil && !s.ok(v) {
+		return fmt.Errorf("%s: want %s", show(v), s.want)
+	}
+	return nil
+}
+
+func (s scalar[T]) def() string {
+	var zero T
+	if s.dflt == zero {
+		return ""
+	}
+	return fmt.Sprint(s.dflt)
+}
+
+// show formats a value for an error: strings quoted, modes in octal.
+func show(v any) string {
+	switch v := v.(type) {
+	case string:
+		return strconv.Quote(v)
+	case os.FileMode:
+		return fmt.Sprintf("%#o", uint32(v))
+	}
+	return fmt.Sprint(v)
+}
+
+// text is a string field that takes any value and has no default.
+func text(ptr func(*Options) *string) field { return scalar[string]{ptr: ptr, parse: plain} }
+
+func plain(s string) (string, error) { return s, nil }
+
+func parseMode(s string) (os.FileMode, error) {
+	m, err := strconv.ParseUint(s, 8, 32)
+	return os.FileMode(m), err
+}
+
+// list is a repeatable string field.
+type list func(*Options) *[]string
+
+func (l list) set(o *Options, v string) error { *l(o) = append(*l(o), v); return nil }
+
+func (l list) merge(dst, src *Options) {
+	if len(*l(dst)) == 0 {
+		*l(dst) = *l(src)
+	}
+}
+
+func (list) fill(*Options)        {}
+func (list) check(*Options) error { return nil }
+func (list) def() string          { return "" }
 
 // readiness is a parsed Options.Ready.
 type readiness struct {
@@ -65,8 +255,9 @@ type config struct {
 	crashLoop   int
 }
 
-// loadConfig merges opts with the config file and checks everything; it
-// binds and starts nothing, so it also serves to vet a HUP or USR2.
+// loadConfig merges opts with the config file, fills in the defaults and
+// checks everything; it binds and starts nothing, so it also serves to vet a
+// HUP or USR2. Every problem is reported, in one error.
 func loadConfig(opts Options, cwd string) (*config, error) {
 	abs := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -85,80 +276,52 @@ func loadConfig(opts Options, cwd string) (*config, error) {
 		}
 		opts = mergeOptions(opts, file)
 	}
+	var errs []error
+	for _, r := range runOptions {
+		r.field.fill(&opts)
+		if err := r.field.check(&opts); err != nil {
+			errs = append(errs, fmt.Errorf("%w: %s %w", ErrConfig, r.Name, err))
+		}
+	}
+	if opts.PIDFile == "" {
+		errs = append(errs, fmt.Errorf("%w: a pid file is required", ErrConfig))
+	}
+	if len(opts.Command) == 0 || opts.Command[0] == "" {
+		errs = append(errs, fmt.Errorf("%w: a command to run is required", ErrConfig))
+	}
+	listens, err := parseListens(opts.Listen, cwd)
+	errs = append(errs, err)
+	cred, userName, err := credential(opts.User, opts.Group)
+	errs = append(errs, err)
+	if err := joinErrors(errs); err != nil {
+		return nil, err
+	}
+	ready, _ := parseReady(opts.Ready)            // checked by its row
+	stopSignal, _ := parseSignal(opts.StopSignal) // checked by its row
 	c := &config{
 		pidfile:     abs(opts.PIDFile),
+		listens:     listens,
 		socketMode:  opts.SocketMode,
 		workers:     opts.Workers,
 		dir:         abs(opts.Dir),
 		envFile:     abs(opts.EnvFile),
 		envDrop:     opts.EnvDrop,
+		ready:       ready,
+		stopSignal:  stopSignal,
 		stopTimeout: opts.StopTimeout,
+		cred:        cred,
+		userName:    userName,
 		logFile:     abs(opts.LogFile),
 		configFile:  abs(opts.Config),
 		command:     opts.Command,
-		backoffMin:  opts.BackoffMin,
-		backoffMax:  opts.BackoffMax,
-		crashLoop:   opts.CrashLoop,
-	}
-	var errs []error
-	if c.pidfile == "" {
-		errs = append(errs, fmt.Errorf("%w: a pid file is required", ErrConfig))
-	}
-	if len(c.command) == 0 || c.command[0] == "" {
-		errs = append(errs, fmt.Errorf("%w: a command to run is required", ErrConfig))
-	}
-	var err error
-	if c.listens, err = parseListens(opts.Listen, cwd); err != nil {
-		errs = append(errs, err)
-	}
-	if c.workers == 0 {
-		c.workers = 1
-	}
-	if c.workers < 0 {
-		errs = append(errs, fmt.Errorf("%w: workers %d: want at least 1", ErrConfig, c.workers))
+		backoffMin:  cmp.Or(max(opts.BackoffMin, 0), DefaultBackoffMin),
+		backoffMax:  cmp.Or(max(opts.BackoffMax, 0), DefaultBackoffMax),
+		crashLoop:   cmp.Or(max(opts.CrashLoop, 0), DefaultCrashLoop),
 	}
 	if c.dir == "" {
 		c.dir = cwd
 	}
-	if opts.Ready == "" {
-		opts.Ready = "delay:1s"
-	}
-	if c.ready, err = parseReady(opts.Ready); err != nil {
-		errs = append(errs, err)
-	}
-	if opts.StopSignal == "" {
-		opts.StopSignal = "TERM"
-	}
-	if c.stopSignal, err = parseSignal(opts.StopSignal); err != nil {
-		errs = append(errs, err)
-	}
-	if c.stopTimeout == 0 {
-		c.stopTimeout = 10 * time.Second
-	}
-	if c.stopTimeout < 0 {
-		errs = append(errs, fmt.Errorf("%w: stop timeout %s is negative", ErrConfig, c.stopTimeout))
-	}
-	if c.backoffMin <= 0 {
-		c.backoffMin = 100 * time.Millisecond
-	}
-	if c.backoffMax <= 0 {
-		c.backoffMax = 10 * time.Second
-	}
-	if c.backoffMax < c.backoffMin {
-		c.backoffMax = c.backoffMin
-	}
-	if c.crashLoop <= 0 {
-		c.crashLoop = 3
-	}
-	if c.socketMode&^os.ModePerm != 0 {
-		errs = append(errs, fmt.Errorf("%w: socket mode %o: only permission bits", ErrConfig, c.socketMode))
-	}
-	if c.cred, c.userName, err = credential(opts.User, opts.Group); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, joinErrors(errs)
-	}
+	c.backoffMax = max(c.backoffMax, c.backoffMin)
 	return c, nil
 }
 
@@ -200,55 +363,23 @@ func credential(userName, groupName string) (*syscall.Credential, string, error)
 	return cred, userName, nil
 }
 
-// mergeOptions fills the fields of flags left at their zero value from file.
+// mergeOptions fills the options of flags left at their zero value from
+// file: a flag given wins over the file, row by row of the table.
 func mergeOptions(flags, file Options) Options {
 	o := flags
-	if len(o.Listen) == 0 {
-		o.Listen = file.Listen
-	}
-	if o.SocketMode == 0 {
-		o.SocketMode = file.SocketMode
-	}
-	if o.Workers == 0 {
-		o.Workers = file.Workers
-	}
-	if o.Dir == "" {
-		o.Dir = file.Dir
-	}
-	if o.EnvFile == "" {
-		o.EnvFile = file.EnvFile
-	}
-	if len(o.EnvDrop) == 0 {
-		o.EnvDrop = file.EnvDrop
-	}
-	if o.Ready == "" {
-		o.Ready = file.Ready
-	}
-	if o.StopSignal == "" {
-		o.StopSignal = file.StopSignal
-	}
-	if o.StopTimeout == 0 {
-		o.StopTimeout = file.StopTimeout
-	}
-	if o.User == "" {
-		o.User = file.User
-	}
-	if o.Group == "" {
-		o.Group = file.Group
-	}
-	if o.LogFile == "" {
-		o.LogFile = file.LogFile
+	for _, r := range runOptions {
+		if !r.FlagOnly {
+			r.field.merge(&o, &file)
+		}
 	}
 	return o
 }
 
-// configKeys are the keys a config file may hold; repeatable ones append.
-var configKeys = []string{"listen", "socket-mode", "workers", "dir", "envfile", "env-drop", "ready",
-	"stop-signal", "stop-timeout", "user", "group", "log-file"}
-
 // parseConfigFile parses "key = value" lines: '#' starts a comment line,
-// blank lines are skipped, listen and env-drop may repeat, any other key
-// appears at most once, and unknown keys are errors.
+// blank lines are skipped, the keys are the names of the rows of the table
+// that are not FlagOnly, a List key may repeat, any other key appears at most
+// once, and unknown keys are errors. Each value is parsed and checked by its
+// row, as a flag's is.
 func parseConfigFile(name string, data []byte) (Options, error) {
 	var o Options
 	seen := map[string]bool{}
@@ -267,50 +398,16 @@ func parseConfigFile(name string, data []byte) (Options, error) {
 		if !ok || k == "" {
 			return bad(n, "want key = value")
 		}
-		if !slices.Contains(configKeys, k) {
+		i := slices.IndexFunc(runOptions, func(r RunOption) bool { return r.Name == k && !r.FlagOnly })
+		if i < 0 {
 			return bad(n, "unknown key %q", k)
 		}
-		if seen[k] && k != "listen" && k != "env-drop" {
+		if seen[k] && !runOptions[i].List {
 			return bad(n, "key %q given twice", k)
 		}
 		seen[k] = true
-		switch k {
-		case "listen":
-			o.Listen = append(o.Listen, v)
-		case "env-drop":
-			o.EnvDrop = append(o.EnvDrop, v)
-		case "socket-mode":
-			m, err := strconv.ParseUint(v, 8, 32)
-			if err != nil || m > 0o777 {
-				return bad(n, "socket-mode %q: want octal permission bits such as 0660", v)
-			}
-			o.SocketMode = os.FileMode(m)
-		case "workers":
-			w, err := strconv.Atoi(v)
-			if err != nil || w < 1 {
-				return bad(n, "workers %q: want a number of at least 1", v)
-			}
-			o.Workers = w
-		case "stop-timeout":
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return bad(n, "stop-timeout %q: want a positive duration such as 10s", v)
-			}
-			o.StopTimeout = d
-		case "dir":
-			o.Dir = v
-		case "envfile":
-			o.EnvFile = v
-		case "ready":
-			o.Ready = v
-		case "stop-signal":
-			o.StopSignal = v
-		case "user":
-			o.User = v
-		case "group":
-			o.Group = v
-		case "log-file":
-			o.LogFile = v
+		if err := runOptions[i].Set(&o, v); err != nil {
+			return bad(n, "%s %q: %v", k, v, err)
 		}
 	}
 	if err := sc.Err(); err != nil {
