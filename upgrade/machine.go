@@ -95,6 +95,9 @@ type Report struct {
 	Warnings    []string      `json:"warnings,omitempty"`
 	Advice      string        `json:"advice,omitempty"`
 	Error       string        `json:"error,omitempty"`
+	// Interrupted lists the interrupt signals the command received (set
+	// by the CLI): one means it aborted safely, two that it stopped at once.
+	Interrupted []string `json:"interrupted,omitempty"`
 	ElapsedNano time.Duration `json:"elapsed_ns"`
 }
 

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -31,6 +29,12 @@ works in a later invocation and after a crash:
    rollback  bring the old workers back, stop the new master, restore the
              pid file
    status    what runs, what the pid files and the journal say, health
+
+INTERRUPTS (SIGINT, SIGTERM, SIGHUP): the first aborts safely, said on
+stderr and in --json ("interrupted"): start before USR2 signals nothing
+(exit 2), start after USR2 rolls back (exit 1), a commit or rollback under
+way finishes (exit 0). A second stops at once (exit 4); the error names the
+'baton upgrade' command that finishes.
 
 EXAMPLES:
    baton upgrade start --pidfile /run/nginx.pid --preflight 'nginx -t' \
@@ -159,6 +163,7 @@ func upgradeVerbCommand(name, usage string, verb func(*upgrade.Machine, context.
 	flags = append(flags,
 		stopTimeoutFlag(),
 		durationFlag("spawn-timeout", defaultSpawnTimeout, "time for the old master's workers to come back (rollback)"),
+		durationFlag("drain-timeout", defaultDrainTimeout, "time for old workers told to drain to exit before a rollback counts the ones still there as staying"),
 		jsonFlag(),
 	)
 	return &cli.Command{
@@ -182,6 +187,7 @@ EXAMPLES:
 			}
 			opts.StopTimeout = c.Duration("stop-timeout")
 			opts.SpawnTimeout = c.Duration("spawn-timeout")
+			opts.DrainTimeout = c.Duration("drain-timeout")
 			return runMachine(c, opts, verb)
 		},
 	}
@@ -242,13 +248,21 @@ func machineOptions(c *cli.Context) (upgrade.Options, error) {
 // runMachine runs one verb with a context that SIGINT and SIGTERM cancel,
 // prints the result and maps the error to an exit code.
 func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine, context.Context) (*upgrade.Report, error)) error {
+	errw := c.App.ErrWriter
+	if errw == nil {
+		errw = os.Stderr
+	}
+	in := watchInterrupts(c.Context, errw, "upgrade "+c.Command.Name)
+	defer in.Stop()
+	opts.Hard = in.Hard
 	m, err := upgrade.New(opts)
 	if err != nil {
 		return withCode(exitCode(err, false), err)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	rep, err := verb(m, ctx)
+	rep, err := verb(m, in.Soft)
+	if rep != nil {
+		rep.Interrupted = in.Signals()
+	}
 	out := c.App.Writer
 	if out == nil {
 		out = os.Stdout
