@@ -80,24 +80,24 @@ type Health struct {
 
 // Report is the outcome of a command, for people and for --json.
 type Report struct {
-	Command     string        `json:"command"`
-	Pidfile     string        `json:"pidfile"`
-	Flavor      string        `json:"flavor,omitempty"`
-	State       State         `json:"state"`
-	Old         *MasterObs    `json:"old,omitempty"`
-	New         *MasterObs    `json:"new,omitempty"`
-	Files       []PidObs      `json:"pidfiles"`
-	Journal     *Journal      `json:"journal,omitempty"`
-	LockHolder  int           `json:"lock_holder,omitempty"`
-	Health      []Health      `json:"health,omitempty"`
-	Steps       []Step        `json:"steps"`
-	Findings    []string      `json:"findings,omitempty"`
-	Warnings    []string      `json:"warnings,omitempty"`
-	Advice      string        `json:"advice,omitempty"`
-	Error       string        `json:"error,omitempty"`
+	Command    string     `json:"command"`
+	Pidfile    string     `json:"pidfile"`
+	Flavor     string     `json:"flavor,omitempty"`
+	State      State      `json:"state"`
+	Old        *MasterObs `json:"old,omitempty"`
+	New        *MasterObs `json:"new,omitempty"`
+	Files      []PidObs   `json:"pidfiles"`
+	Journal    *Journal   `json:"journal,omitempty"`
+	LockHolder int        `json:"lock_holder,omitempty"`
+	Health     []Health   `json:"health,omitempty"`
+	Steps      []Step     `json:"steps"`
+	Findings   []string   `json:"findings,omitempty"`
+	Warnings   []string   `json:"warnings,omitempty"`
+	Advice     string     `json:"advice,omitempty"`
+	Error      string     `json:"error,omitempty"`
 	// Interrupted lists the interrupt signals the command received (set
 	// by the CLI): one means it aborted safely, two that it stopped at once.
-	Interrupted []string `json:"interrupted,omitempty"`
+	Interrupted []string      `json:"interrupted,omitempty"`
 	ElapsedNano time.Duration `json:"elapsed_ns"`
 }
 
