@@ -1,0 +1,425 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// Start runs the upgrade: preflight, spawn, drain, verify and, with
+// Options.Commit, commit. Without Commit it stops in Drained with both
+// masters alive. A failure after the spawn rolls back unless
+// Options.NoAutoRollback (error wrapping ErrRolledBack, or ErrInconsistent
+// when the rollback failed too).
+func (m *Machine) Start(ctx context.Context) (*Report, error) {
+	if err := m.begin("start", true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	old, err := m.preflight(ctx)
+	if err != nil {
+		return m.end(err)
+	}
+	want := m.opts.Workers
+	if want == 0 {
+		want = max(len(old.Workers), 1)
+	}
+	// A master that a committed upgrade started is one nginx counts as
+	// daemonized (ngx_inherited), whatever its environment shows now: its
+	// title has overwritten /proc/PID/environ, NGINX= included.
+	byUpgrade := m.j != nil && m.j.State == Committed && m.j.New == old.ID
+	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldByUpgrade: byUpgrade, OldWorkers: len(old.Workers), Workers: want}
+	// The journal says Spawning before USR2 is sent, so that a crash right
+	// after it leaves a record to resume from.
+	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
+		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+	}
+	before := stampOf(m.opts.Pidfile)
+	if err := m.signal(old.ID, m.flavor.Upgrade); err != nil {
+		m.mustRecord(EvBreak, err.Error())
+		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, SignalName(m.flavor.Upgrade), err))
+	}
+	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", SignalName(m.flavor.Upgrade), old.ID.PID, m.opts.SpawnTimeout)
+	nu, err := m.spawn(ctx, old, want, before)
+	if err != nil {
+		return m.fail(ctx, "spawn", err)
+	}
+	if err := m.drain(ctx, old); err != nil {
+		return m.fail(ctx, "drain", err)
+	}
+	if err := m.verify(ctx, nu); err != nil {
+		return m.fail(ctx, "verify", err)
+	}
+	if !m.opts.Commit {
+		m.step("done", "new master %d serves, old master %d is parked; 'baton upgrade commit' or 'baton upgrade rollback'", nu.ID.PID, old.ID.PID)
+		return m.end(nil)
+	}
+	if err := m.commit(ctx); err != nil {
+		return m.end(err)
+	}
+	return m.end(nil)
+}
+
+// preflight checks everything before any signal: it returns the master to
+// upgrade or an error wrapping ErrNotRunning, ErrUpgradePending or
+// ErrPreflight.
+func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
+	_, v := m.settle()
+	switch {
+	case v.State == Down:
+		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
+	case !v.State.Settled():
+		m.rep.Advice = v.Advice
+		if m.rep.Advice == "" {
+			m.rep.Advice = "finish it with 'baton upgrade commit' or 'baton upgrade rollback'"
+		}
+		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, SignalName(m.flavor.Upgrade))
+	}
+	old := v.Old
+	if old == nil {
+		old = v.New
+	}
+	if old == nil {
+		return nil, fmt.Errorf("%w: no master", ErrNotRunning)
+	}
+	var problems []string
+	bin := old.Binary
+	if m.flavor.ExecPath != nil {
+		if p := m.flavor.ExecPath(old.Cmdline); p != "" {
+			bin = p
+		}
+	}
+	if bin != "" && !filepath.IsAbs(bin) {
+		if strings.Contains(bin, "/") {
+			bin = filepath.Join(old.Dir, bin)
+		} else {
+			problems = append(problems, fmt.Sprintf("the master will exec %q, a bare name it cannot find again (start it by absolute path)", bin))
+			bin = ""
+		}
+	}
+	if bin != "" {
+		if fi, err := os.Stat(bin); err != nil {
+			problems = append(problems, fmt.Sprintf("the binary the master will exec: %v", err))
+		} else if !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			problems = append(problems, fmt.Sprintf("the binary the master will exec, %s, is not an executable file", bin))
+		}
+	}
+	if old.Dir == "" {
+		problems = append(problems, "the master's working directory is unknown")
+	} else if fi, err := os.Stat(old.Dir); err != nil || !fi.IsDir() {
+		problems = append(problems, fmt.Sprintf("the master's working directory %s is gone", old.Dir))
+	}
+	if len(old.Listeners) == 0 {
+		problems = append(problems, fmt.Sprintf("master %d holds no listening socket to hand over", old.ID.PID))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrPreflight, strings.Join(problems, "; "))
+	}
+	if m.opts.Preflight != "" {
+		out, err := m.sys.Run(ctx, m.opts.Preflight)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
+		}
+		m.step("preflight", "%q passed", m.opts.Preflight)
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
+	}
+	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
+	return old, nil
+}
+
+func closing(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ")"
+}
+
+func checksSuffix(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", %d checks pass", n)
+}
+
+// fail handles a failed check after the spawn: automatic rollback, or stop
+// where things are.
+func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, error) {
+	m.step(step, "failed: %v", cause)
+	if m.opts.NoAutoRollback {
+		m.mustRecord(EvBreak, fmt.Sprintf("%s: %v", step, cause))
+		m.rep.Advice = "automatic rollback is off: both masters are left as they are; 'baton upgrade rollback' or 'baton upgrade commit'"
+		return m.end(fmt.Errorf("%w: %s: %w", ErrInconsistent, step, cause))
+	}
+	m.step("rollback", "automatic rollback after %s failed", step)
+	if err := m.rollback(ctx, fmt.Sprintf("%s failed: %v", step, cause)); err != nil {
+		return m.end(fmt.Errorf("%w: %s failed (%w) and rollback failed: %w", ErrInconsistent, step, cause, err))
+	}
+	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
+}
+
+// fileStamp is a file's inode and status change time (a rename updates
+// it): the same inode with a new change time was renamed away and back.
+type fileStamp struct {
+	ino   uint64
+	ctime time.Time
+}
+
+func stampOf(path string) fileStamp {
+	var st syscall.Stat_t
+	if err := syscall.Lstat(path, &st); err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ino: st.Ino, ctime: time.Unix(st.Ctim.Unix())}
+}
+
+// spawn waits for the new master to be up, verified and healthy. before is
+// the pid file's stamp before the upgrade signal (zero: unknown).
+func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
+	var seen procs.Identity
+	var nu *MasterObs
+	var cands []procs.Identity // new masters seen as the old master's children
+	deadline := m.sys.Now().Add(m.opts.SpawnTimeout)
+	oldPath, newPath := m.flavor.OldPath(m.opts.Pidfile), m.flavor.NewPath(m.opts.Pidfile)
+	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
+		o := m.observe()
+		oldObs, newObs := o.Aside, o.Main
+		if m.flavor.AsideHoldsNew {
+			oldObs, newObs = o.Main, o.Aside
+		}
+		om := oldObs.Master
+		if om == nil && oldObs.PID == old.ID.PID {
+			return false, "", fmt.Errorf("the old master %d died", old.ID.PID)
+		}
+		for _, p := range []PidObs{o.Main, o.Aside} {
+			if p.Master == nil || p.Master.ID != old.ID {
+				continue
+			}
+			for _, pid := range p.Master.ChildMasters {
+				if st, err := m.sys.Info(pid); err == nil && !st.Zombie() && !slices.Contains(cands, st.Identity()) {
+					cands = append(cands, st.Identity())
+					if m.j.New.PID == 0 {
+						// Recorded at once, so that a rollback after a crash
+						// knows whom to stop before the pid file says.
+						m.j.New = st.Identity()
+						if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+							m.warn("journal: %v", err)
+						}
+					}
+				}
+			}
+			if len(p.Master.ChildMasters) == 0 && len(cands) > 0 && !m.anyAlive(cands) {
+				// A new master was seen (pinned by identity: its title may
+				// change when it execs) and every one is gone.
+				return false, "", fmt.Errorf("the new master died: master %d has no new master any more", old.ID.PID)
+			}
+		}
+		if om == nil || om.ID != old.ID {
+			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
+				if now := stampOf(m.opts.Pidfile); before.ino != 0 && now.ino == before.ino && !now.ctime.Equal(before.ctime) && stampOf(oldPath).ino != now.ino {
+					// Renamed to .oldbin and back: a new master came and went
+					// between two looks. (Not while .oldbin is the same
+					// inode: a master that renames by link(2) and unlink(2),
+					// as package pidfile does, shows both names at once.)
+					return false, "", fmt.Errorf("the new master died: master %d took %s back", old.ID.PID, m.opts.Pidfile)
+				}
+				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
+			}
+			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
+				return false, "", fmt.Errorf("the old master %s died", old.ID)
+			}
+			return false, fmt.Sprintf("%s does not name the old master %d", oldPath, old.ID.PID), nil
+		}
+		if newObs.PID == old.ID.PID {
+			// Read between the rename and the new master's write.
+			return false, fmt.Sprintf("%s still names the old master", newPath), nil
+		}
+		nm := newObs.Master
+		if seen.PID != 0 && (nm == nil || nm.ID != seen) {
+			if st, err := m.sys.Info(seen.PID); err != nil || st.Identity() != seen || st.Zombie() {
+				return false, "", fmt.Errorf("the new master %d died", seen.PID)
+			}
+		}
+		if nm == nil {
+			if newObs.Err != "" {
+				return false, fmt.Sprintf("%s: %s", newPath, newObs.Err), nil
+			}
+			return false, fmt.Sprintf("no new master in %s yet%s", newPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
+		}
+		if nm.PPID != old.ID.PID {
+			return false, "", fmt.Errorf("%s names pid %d, whose parent is %d, not the old master %d", newPath, nm.ID.PID, nm.PPID, old.ID.PID)
+		}
+		if seen != nm.ID {
+			seen = nm.ID
+			m.j.New = seen
+			if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+				m.warn("journal: %v", err)
+			}
+		}
+		if len(nm.Workers) < want {
+			return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), want), nil
+		}
+		if miss := missingListeners(old.Listeners, nm.Listeners); len(miss) > 0 {
+			return false, fmt.Sprintf("new master %d does not hold the old master's listener %s %s (inode %d)", nm.ID.PID, miss[0].Network, miss[0].Addr, miss[0].Inode), nil
+		}
+		if m.flavor.StatusFile && (nm.Status == nil || !nm.Status.Ready) {
+			return false, fmt.Sprintf("new master %d's status does not say ready", nm.ID.PID), nil
+		}
+		cctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		if err := m.checkAll(cctx); err != nil {
+			return false, err.Error(), nil
+		}
+		nu = nm
+		return true, "", nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.j.New = nu.ID
+	m.mustRecord(EvSpawned, fmt.Sprintf("new master %s", nu.ID))
+	m.step("spawn", "new master %d: parent %d, %d workers, %d listeners inherited%s", nu.ID.PID, old.ID.PID, len(nu.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
+	return nu, nil
+}
+
+// drain stops the old master's workers.
+func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
+	fl := m.flavor
+	// Last look before the old workers go: a new master that died (or is a
+	// zombie not yet reaped) must not be drained for. nginx treats a HUP
+	// after WINCH differently once it has reaped its new binary: it then
+	// re-reads the configuration on disk, which may be the new release's,
+	// instead of just starting its workers again.
+	if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+		return fmt.Errorf("the new master %d died before the drain", m.j.New.PID)
+	}
+	// The workers told to drain, pinned: a rollback tells them from new ones.
+	m.j.DrainedWorkers = m.workerIDs(old.Workers)
+	m.j.DrainedTo = 0
+	if err := m.record(EvDrain, 0, fmt.Sprintf("%s to %s", SignalName(fl.Drain), old.ID)); err != nil {
+		m.warn("%v", err)
+	}
+	if err := m.signal(old.ID, fl.Drain); err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	sent := SignalName(fl.Drain)
+	if fl.DrainStep != 0 {
+		sent += fmt.Sprintf(", then %s one worker at a time", SignalName(fl.DrainStep))
+	}
+	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
+		facts := m.sys.Facts(old.ID.PID)
+		facts.Inherited = facts.Inherited || m.j.OldByUpgrade
+		if why := fl.DrainIgnored(facts); why != "" {
+			m.warn("%s", why)
+			m.j.DrainedTo = len(old.Workers)
+			m.mustRecord(EvDrained, "drain ignored: "+why)
+			return nil
+		}
+	}
+	// Each worker's exit is an event (pidfd); the count is re-read on each
+	// one, with polling as the fallback for workers that appear late.
+	wake := make(chan struct{}, 1)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, id := range m.workerIDs(old.Workers) {
+		p, err := m.sys.Open(id)
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer p.Close()
+			if p.Wait(wctx) == nil {
+				select {
+				case wake <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	floor := fl.Floor(m.sys.Facts(old.ID.PID))
+	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
+	last := len(old.Workers)
+	step := nudger{now: m.sys.Now}
+	changed := m.sys.Now()
+	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
+		st, err := m.sys.Info(old.ID.PID)
+		if err != nil || st.Identity() != old.ID || st.Zombie() {
+			return false, "", fmt.Errorf("the old master %d died while draining", old.ID.PID)
+		}
+		if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+			return false, "", fmt.Errorf("the new master %d died while draining", m.j.New.PID)
+		}
+		om := m.master(st, []int{m.j.New.PID})
+		n := len(om.Workers)
+		if n != last {
+			m.step("drain", "%d old workers left", n)
+			last, changed = n, m.sys.Now()
+		}
+		// Zero is done. Above a flavor's floor, stop once the count holds
+		// still: Drain may have been ignored and DrainStep goes no lower.
+		if n == 0 || n <= floor && m.sys.Now().Sub(changed) >= nudgeEvery {
+			return true, "", nil
+		}
+		if fl.DrainStep != 0 {
+			// Sent whether or not Drain was honoured (a no-op at zero for
+			// unicorn, at one for gunicorn), one at a time.
+			if err := step.nudge(n, func() error { return m.signal(old.ID, fl.DrainStep) }); err != nil {
+				return false, "", fmt.Errorf("drain: %w", err)
+			}
+		}
+		return false, fmt.Sprintf("%d old workers left %v", n, om.Workers), nil
+	})
+	if err != nil {
+		// After a timeout the ones that did not go are there to stay; after
+		// anything else they are on their way out, down to the floor.
+		m.j.DrainedTo = floor
+		if errors.Is(err, ErrTimeout) {
+			m.j.DrainedTo = last
+		}
+		return err
+	}
+	if floor > 0 && last > 0 {
+		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
+	}
+	m.j.DrainedTo = last
+	m.mustRecord(EvDrained, fmt.Sprintf("%d old workers left", last))
+	m.step("drain", "old master %d is parked with its listeners", old.ID.PID)
+	return nil
+}
+
+// verify keeps checking the new generation for VerifyFor.
+func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
+	if m.opts.VerifyFor <= 0 {
+		return nil
+	}
+	runs := 0
+	err := waitFor(ctx, m.opts.VerifyFor, nil, func() (bool, string, error) {
+		if st, err := m.sys.Info(nu.ID.PID); err != nil || st.Identity() != nu.ID || st.Zombie() {
+			return false, "", fmt.Errorf("the new master %d died", nu.ID.PID)
+		}
+		if err := m.checkAll(ctx); err != nil {
+			return false, "", err
+		}
+		runs++
+		return false, "verifying", nil
+	})
+	if err != nil && !errors.Is(err, ErrTimeout) {
+		return err
+	}
+	o := m.observe()
+	v := Classify(o)
+	if v.New == nil || v.New.ID != nu.ID {
+		return fmt.Errorf("after verify the state is %s: %s", v.State, strings.Join(v.Findings, "; "))
+	}
+	m.step("verify", "new generation healthy for %v (%d check rounds)", m.opts.VerifyFor, runs)
+	return nil
+}
