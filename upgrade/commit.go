@@ -82,7 +82,7 @@ func (m *Machine) commit(ctx context.Context) error {
 	err := waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
 		o := m.observe()
 		if o.Main.Master == nil || o.Main.Master.ID != newID {
-			if st, err := m.sys.Info(newID.PID); err != nil || st.Identity() != newID || st.Zombie() {
+			if !m.runs(newID) {
 				return false, "", fmt.Errorf("the new master %s is gone", newID)
 			}
 			return false, fmt.Sprintf("%s does not name the new master %d yet", m.opts.Pidfile, newID.PID), nil

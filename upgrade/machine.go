@@ -8,10 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/batonhq/baton/procs"
 )
 
 // Options configures a Machine. Zero durations take the documented defaults.
@@ -286,12 +283,6 @@ func (m *Machine) settle() (Observation, Verdict) {
 // pidfileSettle bounds settle's wait for a pid file being rewritten.
 const pidfileSettle = time.Second
 
-// runs reports whether the process id still runs (not a zombie).
-func (m *Machine) runs(id procs.Identity) bool {
-	st, err := m.sys.Info(id.PID)
-	return err == nil && st.Identity() == id && !st.Zombie()
-}
-
 func prefixed(p, s string) string {
 	if s == "" {
 		return ""
@@ -339,29 +330,6 @@ func (m *Machine) Status(ctx context.Context) (*Report, error) {
 func (m *Machine) classifyOnly() (Observation, Verdict) {
 	o := m.observe()
 	return o, Classify(o)
-}
-
-// open pins a master by identity.
-func (m *Machine) open(id procs.Identity) (Process, error) {
-	if id.PID <= 0 {
-		return nil, fmt.Errorf("upgrade: no master recorded: %w", procs.ErrGone)
-	}
-	return m.sys.Open(id)
-}
-
-// signal sends sig to the process pinned as id. A gone process wraps
-// procs.ErrGone; a reused pid procs.ErrReused and is never signalled.
-func (m *Machine) signal(id procs.Identity, sig syscall.Signal) error {
-	p, err := m.open(id)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	return p.Signal(sig)
-}
-
-func gone(err error) bool {
-	return errors.Is(err, procs.ErrGone) || errors.Is(err, procs.ErrReused) || errors.Is(err, os.ErrProcessDone)
 }
 
 // watch starts waking waits on changes in the pid file's directory.

@@ -49,8 +49,8 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 		return err
 	}
 	oldMaster := func() (*MasterObs, error) {
-		st, err := m.sys.Info(oldID.PID)
-		if err != nil || st.Identity() != oldID || st.Zombie() {
+		st, ok := m.running(oldID)
+		if !ok {
 			return nil, fmt.Errorf("the old master %s is gone", oldID)
 		}
 		o := m.observe()
@@ -141,7 +141,7 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	// 2. The new master goes, with its workers. One that never wrote its
 	// pid file is found as the old master's child.
 	if newID.PID == 0 {
-		if st, err := m.sys.Info(oldID.PID); err == nil && st.Identity() == oldID {
+		if st, ok := m.running(oldID); ok {
 			if kids := m.master(st, nil).ChildMasters; len(kids) > 0 {
 				if cst, err := m.sys.Info(kids[0]); err == nil {
 					newID = cst.Identity()
@@ -153,7 +153,7 @@ func (m *Machine) rollback(ctx context.Context, why string) error {
 	var restoreAt time.Time
 	if newID.PID != 0 {
 		var workers []procs.Identity
-		if st, err := m.sys.Info(newID.PID); err == nil && st.Identity() == newID {
+		if st, ok := m.running(newID); ok {
 			workers = m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
 		}
 		m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
@@ -238,27 +238,12 @@ func (m *Machine) awaitDrained(ctx context.Context, oldID procs.Identity, draine
 	if left <= keep {
 		return keep, nil
 	}
-	wake := make(chan struct{}, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, id := range drained {
-		p, err := m.sys.Open(id)
-		if err != nil {
-			continue
-		}
-		go func() {
-			defer p.Close()
-			if p.Wait(wctx) == nil {
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-	}
+	wake := m.wakeOnExit(wctx, drained)
 	m.step("rollback", "waiting up to %v for %d old worker(s) told to drain to exit: %s counts them until they do", m.opts.DrainTimeout, left-keep, m.flavor.Name)
 	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
-		if st, err := m.sys.Info(oldID.PID); err != nil || st.Identity() != oldID || st.Zombie() {
+		if !m.runs(oldID) {
 			return false, "", fmt.Errorf("the old master %s is gone", oldID)
 		}
 		if left = alive(); left <= keep {

@@ -234,7 +234,7 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 				}
 				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
 			}
-			if st, err := m.sys.Info(old.ID.PID); err != nil || st.Identity() != old.ID || st.Zombie() {
+			if !m.runs(old.ID) {
 				return false, "", fmt.Errorf("the old master %s died", old.ID)
 			}
 			return false, fmt.Sprintf("%s does not name the old master %d", oldPath, old.ID.PID), nil
@@ -245,7 +245,7 @@ func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fi
 		}
 		nm := newObs.Master
 		if seen.PID != 0 && (nm == nil || nm.ID != seen) {
-			if st, err := m.sys.Info(seen.PID); err != nil || st.Identity() != seen || st.Zombie() {
+			if !m.runs(seen) {
 				return false, "", fmt.Errorf("the new master %d died", seen.PID)
 			}
 		}
@@ -299,7 +299,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	// after WINCH differently once it has reaped its new binary: it then
 	// re-reads the configuration on disk, which may be the new release's,
 	// instead of just starting its workers again.
-	if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+	if !m.runs(m.j.New) {
 		return fmt.Errorf("the new master %d died before the drain", m.j.New.PID)
 	}
 	// The workers told to drain, pinned: a rollback tells them from new ones.
@@ -327,35 +327,20 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	}
 	// Each worker's exit is an event (pidfd); the count is re-read on each
 	// one, with polling as the fallback for workers that appear late.
-	wake := make(chan struct{}, 1)
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	for _, id := range m.workerIDs(old.Workers) {
-		p, err := m.sys.Open(id)
-		if err != nil {
-			continue
-		}
-		go func() {
-			defer p.Close()
-			if p.Wait(wctx) == nil {
-				select {
-				case wake <- struct{}{}:
-				default:
-				}
-			}
-		}()
-	}
+	wake := m.wakeOnExit(wctx, m.workerIDs(old.Workers))
 	floor := fl.Floor(m.sys.Facts(old.ID.PID))
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
 	step := nudger{now: m.sys.Now}
 	changed := m.sys.Now()
 	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
-		st, err := m.sys.Info(old.ID.PID)
-		if err != nil || st.Identity() != old.ID || st.Zombie() {
+		st, ok := m.running(old.ID)
+		if !ok {
 			return false, "", fmt.Errorf("the old master %d died while draining", old.ID.PID)
 		}
-		if nst, err := m.sys.Info(m.j.New.PID); err != nil || nst.Identity() != m.j.New || nst.Zombie() {
+		if !m.runs(m.j.New) {
 			return false, "", fmt.Errorf("the new master %d died while draining", m.j.New.PID)
 		}
 		om := m.master(st, []int{m.j.New.PID})
@@ -403,7 +388,7 @@ func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
 	}
 	runs := 0
 	err := waitFor(ctx, m.opts.VerifyFor, nil, func() (bool, string, error) {
-		if st, err := m.sys.Info(nu.ID.PID); err != nil || st.Identity() != nu.ID || st.Zombie() {
+		if !m.runs(nu.ID) {
 			return false, "", fmt.Errorf("the new master %d died", nu.ID.PID)
 		}
 		if err := m.checkAll(ctx); err != nil {

@@ -87,7 +87,7 @@ func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
 	// (something exec'd in place of the new binary that never gets ready,
 	// a second new master): nginx ignores Upgrade while one lives.
 	var kids []int
-	if st, err := m.sys.Info(oldID.PID); err == nil && st.Identity() == oldID {
+	if st, ok := m.running(oldID); ok {
 		kids = m.master(st, nil).ChildMasters
 	}
 	var strays []procs.Identity
@@ -117,24 +117,4 @@ func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
 	}
 	m.step("rollback", "stopping %d leftover process(es) of the new generation that still hold the listeners: %v", len(strays), strays)
 	return m.stop(ctx, procs.Identity{}, strays)
-}
-
-// anyAlive reports whether one of ids still runs. Only a definite "gone"
-// counts: /proc may be unreadable for a moment while a process execs.
-func (m *Machine) anyAlive(ids []procs.Identity) bool {
-	for _, id := range ids {
-		p, err := m.sys.Open(id)
-		if err != nil {
-			if !gone(err) {
-				return true
-			}
-			continue
-		}
-		alive := p.Alive()
-		p.Close()
-		if alive {
-			return true
-		}
-	}
-	return false
 }
