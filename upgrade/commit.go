@@ -40,32 +40,6 @@ func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 	return m.end(m.commit(ctx))
 }
 
-// adopt takes the masters of a verdict into the journal (a later
-// invocation, or masters that changed behind baton's back).
-func (m *Machine) adopt(v Verdict) {
-	if m.j == nil {
-		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), State: v.State}
-		m.step("reconcile", "no journal: found an upgrade in state %s", v.State)
-	}
-	if v.Old != nil {
-		m.j.Old = v.Old.ID
-		if m.j.Workers == 0 {
-			m.j.Workers = max(len(v.Old.Workers), 1)
-		}
-	}
-	if v.New != nil {
-		m.j.New = v.New.ID
-		if m.j.Workers == 0 || m.j.OldWorkers == 0 {
-			m.j.Workers = max(m.j.Workers, len(v.New.Workers))
-		}
-	}
-	if m.j.State != v.State {
-		if err := m.record(EvReconcile, v.State, "adopted the observed masters"); err != nil {
-			m.warn("%v", err)
-		}
-	}
-}
-
 // commit stops the old master and checks the new one took over.
 func (m *Machine) commit(ctx context.Context) error {
 	oldID, newID := m.j.Old, m.j.New

@@ -109,3 +109,68 @@ func (j *Journal) drainSent() bool {
 	}
 	return j.State == Draining || j.State == Drained
 }
+
+// The Machine writes the journal only through the methods below.
+
+// saveJournal writes the journal as it is.
+func (m *Machine) saveJournal() error {
+	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+		return fmt.Errorf("upgrade: journal: %w", err)
+	}
+	return nil
+}
+
+// record moves the journal and writes it.
+func (m *Machine) record(ev Event, observed State, note string) error {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now()}
+	}
+	if err := m.j.record(m.sys.Now(), os.Getpid(), ev, observed, note); err != nil {
+		return err
+	}
+	return m.saveJournal()
+}
+
+// mustRecord records a transition the procedure has already made happen; a
+// journal write failing then is a warning, not a reason to stop half-way.
+func (m *Machine) mustRecord(ev Event, note string) {
+	if err := m.record(ev, 0, note); err != nil {
+		m.warn("%v", err)
+	}
+}
+
+// pinNew records the new master as soon as it is seen, before any event
+// does: a rollback after a crash then knows whom to stop before a pid file
+// names it. A failed write is a warning.
+func (m *Machine) pinNew(id procs.Identity) {
+	m.j.New = id
+	if err := m.saveJournal(); err != nil {
+		m.warn("%v", err)
+	}
+}
+
+// adopt takes the masters of a verdict into the journal (a later
+// invocation, or masters that changed behind baton's back).
+func (m *Machine) adopt(v Verdict) {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), State: v.State}
+		m.step("reconcile", "no journal: found an upgrade in state %s", v.State)
+	}
+	if v.Old != nil {
+		m.j.Old = v.Old.ID
+		if m.j.Workers == 0 {
+			m.j.Workers = max(len(v.Old.Workers), 1)
+		}
+	}
+	if v.New != nil {
+		m.j.New = v.New.ID
+		if m.j.Workers == 0 || m.j.OldWorkers == 0 {
+			m.j.Workers = max(m.j.Workers, len(v.New.Workers))
+		}
+	}
+	if m.j.State != v.State {
+		if err := m.record(EvReconcile, v.State, "adopted the observed masters"); err != nil {
+			m.warn("%v", err)
+		}
+	}
+}

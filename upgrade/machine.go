@@ -227,28 +227,6 @@ func (m *Machine) end(err error) (*Report, error) {
 	return m.rep, err
 }
 
-// record moves the journal and writes it.
-func (m *Machine) record(ev Event, observed State, note string) error {
-	if m.j == nil {
-		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now()}
-	}
-	if err := m.j.record(m.sys.Now(), os.Getpid(), ev, observed, note); err != nil {
-		return err
-	}
-	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
-		return fmt.Errorf("upgrade: journal: %w", err)
-	}
-	return nil
-}
-
-// mustRecord records a transition the procedure has already made happen; a
-// journal write failing then is a warning, not a reason to stop half-way.
-func (m *Machine) mustRecord(ev Event, note string) {
-	if err := m.record(ev, 0, note); err != nil {
-		m.warn("%v", err)
-	}
-}
-
 // settle observes, classifies and reconciles the journal with what is seen.
 func (m *Machine) settle() (Observation, Verdict) {
 	o := m.observe()

@@ -137,13 +137,6 @@ func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
 	return old, nil
 }
 
-func closing(s string) string {
-	if s == "" {
-		return ""
-	}
-	return ")"
-}
-
 func checksSuffix(n int) string {
 	if n == 0 {
 		return ""
@@ -185,110 +178,150 @@ func stampOf(path string) fileStamp {
 // spawn waits for the new master to be up, verified and healthy. before is
 // the pid file's stamp before the upgrade signal (zero: unknown).
 func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
-	var seen procs.Identity
-	var nu *MasterObs
-	var cands []procs.Identity // new masters seen as the old master's children
-	deadline := m.sys.Now().Add(m.opts.SpawnTimeout)
-	oldPath, newPath := m.flavor.OldPath(m.opts.Pidfile), m.flavor.NewPath(m.opts.Pidfile)
+	w := &spawnWait{m: m, old: old, want: want, before: before, deadline: m.sys.Now().Add(m.opts.SpawnTimeout)}
 	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
-		o := m.observe()
-		oldObs, newObs := o.Aside, o.Main
-		if m.flavor.AsideHoldsNew {
-			oldObs, newObs = o.Main, o.Aside
-		}
-		om := oldObs.Master
-		if om == nil && oldObs.PID == old.ID.PID {
-			return false, "", fmt.Errorf("the old master %d died", old.ID.PID)
-		}
-		for _, p := range []PidObs{o.Main, o.Aside} {
-			if p.Master == nil || p.Master.ID != old.ID {
-				continue
-			}
-			for _, pid := range p.Master.ChildMasters {
-				if st, err := m.sys.Info(pid); err == nil && !st.Zombie() && !slices.Contains(cands, st.Identity()) {
-					cands = append(cands, st.Identity())
-					if m.j.New.PID == 0 {
-						// Recorded at once, so that a rollback after a crash
-						// knows whom to stop before the pid file says.
-						m.j.New = st.Identity()
-						if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
-							m.warn("journal: %v", err)
-						}
-					}
-				}
-			}
-			if len(p.Master.ChildMasters) == 0 && len(cands) > 0 && !m.anyAlive(cands) {
-				// A new master was seen (pinned by identity: its title may
-				// change when it execs) and every one is gone.
-				return false, "", fmt.Errorf("the new master died: master %d has no new master any more", old.ID.PID)
-			}
-		}
-		if om == nil || om.ID != old.ID {
-			if o.Main.PID == old.ID.PID && !m.flavor.AsideHoldsNew {
-				if now := stampOf(m.opts.Pidfile); before.ino != 0 && now.ino == before.ino && !now.ctime.Equal(before.ctime) && stampOf(oldPath).ino != now.ino {
-					// Renamed to .oldbin and back: a new master came and went
-					// between two looks. (Not while .oldbin is the same
-					// inode: a master that renames by link(2) and unlink(2),
-					// as package pidfile does, shows both names at once.)
-					return false, "", fmt.Errorf("the new master died: master %d took %s back", old.ID.PID, m.opts.Pidfile)
-				}
-				return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", m.opts.Pidfile, oldPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
-			}
-			if !m.runs(old.ID) {
-				return false, "", fmt.Errorf("the old master %s died", old.ID)
-			}
-			return false, fmt.Sprintf("%s does not name the old master %d", oldPath, old.ID.PID), nil
-		}
-		if newObs.PID == old.ID.PID {
-			// Read between the rename and the new master's write.
-			return false, fmt.Sprintf("%s still names the old master", newPath), nil
-		}
-		nm := newObs.Master
-		if seen.PID != 0 && (nm == nil || nm.ID != seen) {
-			if !m.runs(seen) {
-				return false, "", fmt.Errorf("the new master %d died", seen.PID)
-			}
-		}
-		if nm == nil {
-			if newObs.Err != "" {
-				return false, fmt.Sprintf("%s: %s", newPath, newObs.Err), nil
-			}
-			return false, fmt.Sprintf("no new master in %s yet%s", newPath, prefixed(" (", m.flavor.UpgradeIgnored)+closing(m.flavor.UpgradeIgnored)), nil
-		}
-		if nm.PPID != old.ID.PID {
-			return false, "", fmt.Errorf("%s names pid %d, whose parent is %d, not the old master %d", newPath, nm.ID.PID, nm.PPID, old.ID.PID)
-		}
-		if seen != nm.ID {
-			seen = nm.ID
-			m.j.New = seen
-			if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
-				m.warn("journal: %v", err)
-			}
-		}
-		if len(nm.Workers) < want {
-			return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), want), nil
-		}
-		if miss := missingListeners(old.Listeners, nm.Listeners); len(miss) > 0 {
-			return false, fmt.Sprintf("new master %d does not hold the old master's listener %s %s (inode %d)", nm.ID.PID, miss[0].Network, miss[0].Addr, miss[0].Inode), nil
-		}
-		if m.flavor.StatusFile && (nm.Status == nil || !nm.Status.Ready) {
-			return false, fmt.Sprintf("new master %d's status does not say ready", nm.ID.PID), nil
-		}
-		cctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		if err := m.checkAll(cctx); err != nil {
-			return false, err.Error(), nil
-		}
-		nu = nm
-		return true, "", nil
+		return w.probe(ctx, m.observe())
 	})
 	if err != nil {
 		return nil, err
 	}
+	nu := w.nu
 	m.j.New = nu.ID
 	m.mustRecord(EvSpawned, fmt.Sprintf("new master %s", nu.ID))
 	m.step("spawn", "new master %d: parent %d, %d workers, %d listeners inherited%s", nu.ID.PID, old.ID.PID, len(nu.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
 	return nu, nil
+}
+
+// spawnWait is spawn's wait for the new master: what it waits for and what
+// it has seen so far. probe is called once per look.
+type spawnWait struct {
+	m        *Machine
+	old      *MasterObs
+	want     int       // workers the new master must have
+	before   fileStamp // the pid file before Upgrade (zero: unknown)
+	deadline time.Time // bounds the checks
+	// seen is the new master its pid file named last; cands are the new
+	// masters seen as the old master's children, pinned by identity (a
+	// title may change when it execs).
+	seen  procs.Identity
+	cands []procs.Identity
+	nu    *MasterObs // the new master, once ready
+}
+
+// probe looks at one observation: done once the new master is ready (w.nu),
+// a reason while it is not, an error when either master died or the new one
+// is not the old one's child.
+func (w *spawnWait) probe(ctx context.Context, o Observation) (done bool, reason string, err error) {
+	oldObs, newObs := o.Aside, o.Main
+	if w.m.flavor.AsideHoldsNew {
+		oldObs, newObs = o.Main, o.Aside
+	}
+	if oldObs.Master == nil && oldObs.PID == w.old.ID.PID {
+		return false, "", fmt.Errorf("the old master %d died", w.old.ID.PID)
+	}
+	if err := w.pinChildren(o); err != nil {
+		return false, "", err
+	}
+	if om := oldObs.Master; om == nil || om.ID != w.old.ID {
+		return w.notAside(o)
+	}
+	newPath := w.m.flavor.NewPath(w.m.opts.Pidfile)
+	if newObs.PID == w.old.ID.PID {
+		// Read between the rename and the new master's write.
+		return false, fmt.Sprintf("%s still names the old master", newPath), nil
+	}
+	nm := newObs.Master
+	if w.seen.PID != 0 && (nm == nil || nm.ID != w.seen) && !w.m.runs(w.seen) {
+		return false, "", fmt.Errorf("the new master %d died", w.seen.PID)
+	}
+	if nm == nil {
+		if newObs.Err != "" {
+			return false, fmt.Sprintf("%s: %s", newPath, newObs.Err), nil
+		}
+		return false, fmt.Sprintf("no new master in %s yet%s", newPath, w.ignoredHint()), nil
+	}
+	if nm.PPID != w.old.ID.PID {
+		return false, "", fmt.Errorf("%s names pid %d, whose parent is %d, not the old master %d", newPath, nm.ID.PID, nm.PPID, w.old.ID.PID)
+	}
+	if w.seen != nm.ID {
+		w.seen = nm.ID
+		w.m.pinNew(nm.ID)
+	}
+	return w.ready(ctx, nm)
+}
+
+// pinChildren pins the old master's child masters as candidates (the first
+// goes into the journal at once, so that a rollback after a crash knows
+// whom to stop before the pid file says) and fails when every candidate is
+// gone.
+func (w *spawnWait) pinChildren(o Observation) error {
+	for _, p := range []PidObs{o.Main, o.Aside} {
+		if p.Master == nil || p.Master.ID != w.old.ID {
+			continue
+		}
+		for _, pid := range p.Master.ChildMasters {
+			if st, err := w.m.sys.Info(pid); err == nil && !st.Zombie() && !slices.Contains(w.cands, st.Identity()) {
+				w.cands = append(w.cands, st.Identity())
+				if w.m.j.New.PID == 0 {
+					w.m.pinNew(st.Identity())
+				}
+			}
+		}
+		if len(p.Master.ChildMasters) == 0 && len(w.cands) > 0 && !w.m.anyAlive(w.cands) {
+			return fmt.Errorf("the new master died: master %d has no new master any more", w.old.ID.PID)
+		}
+	}
+	return nil
+}
+
+// notAside is the probe while the old master's pid file does not name it
+// (yet): not renamed, renamed and back, or the old master gone.
+func (w *spawnWait) notAside(o Observation) (bool, string, error) {
+	m, pidfile := w.m, w.m.opts.Pidfile
+	oldPath := m.flavor.OldPath(pidfile)
+	if o.Main.PID == w.old.ID.PID && !m.flavor.AsideHoldsNew {
+		if now := stampOf(pidfile); w.before.ino != 0 && now.ino == w.before.ino && !now.ctime.Equal(w.before.ctime) && stampOf(oldPath).ino != now.ino {
+			// Renamed to .oldbin and back: a new master came and went
+			// between two looks. (Not while .oldbin is the same inode: a
+			// master that renames by link(2) and unlink(2), as package
+			// pidfile does, shows both names at once.)
+			return false, "", fmt.Errorf("the new master died: master %d took %s back", w.old.ID.PID, pidfile)
+		}
+		return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", pidfile, oldPath, w.ignoredHint()), nil
+	}
+	if !m.runs(w.old.ID) {
+		return false, "", fmt.Errorf("the old master %s died", w.old.ID)
+	}
+	return false, fmt.Sprintf("%s does not name the old master %d", oldPath, w.old.ID.PID), nil
+}
+
+// ready is the probe once the new master's pid file names it: its workers,
+// the old master's listeners, its status, then the checks.
+func (w *spawnWait) ready(ctx context.Context, nm *MasterObs) (bool, string, error) {
+	if len(nm.Workers) < w.want {
+		return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), w.want), nil
+	}
+	if miss := missingListeners(w.old.Listeners, nm.Listeners); len(miss) > 0 {
+		return false, fmt.Sprintf("new master %d does not hold the old master's listener %s %s (inode %d)", nm.ID.PID, miss[0].Network, miss[0].Addr, miss[0].Inode), nil
+	}
+	if w.m.flavor.StatusFile && (nm.Status == nil || !nm.Status.Ready) {
+		return false, fmt.Sprintf("new master %d's status does not say ready", nm.ID.PID), nil
+	}
+	cctx, cancel := context.WithDeadline(ctx, w.deadline)
+	defer cancel()
+	if err := w.m.checkAll(cctx); err != nil {
+		return false, err.Error(), nil
+	}
+	w.nu = nm
+	return true, "", nil
+}
+
+// ignoredHint says, in a reason, why the flavor may have ignored Upgrade.
+func (w *spawnWait) ignoredHint() string {
+	if w.m.flavor.UpgradeIgnored == "" {
+		return ""
+	}
+	return " (" + w.m.flavor.UpgradeIgnored + ")"
 }
 
 // drain stops the old master's workers.
