@@ -37,184 +37,242 @@ func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
 }
 
 // rollback brings the old master's workers back, stops the new master and
-// restores the pid file.
+// restores the pid file: the steps of a rollbackPlan, in order. A failed
+// step is recorded as a break and ends the rollback.
 func (m *Machine) rollback(ctx context.Context, why string) error {
-	fl := m.flavor
-	oldID, newID := m.j.Old, m.j.New
 	if err := m.record(EvRollback, 0, why); err != nil {
 		m.warn("%v", err)
 	}
-	broke := func(err error) error {
-		m.mustRecord(EvBreak, err.Error())
+	p := m.planRollback()
+	for _, step := range []func(context.Context) error{
+		p.restoreWorkers, // 1. the old master's workers come back
+		p.stopNew,        // 2. the new master goes, with its workers
+		p.sweep,          // 2b. and whatever else of its generation holds the listeners
+		p.restorePidfile, // 3. the pid file names the old master again
+		p.checkOld,       // 4. the old generation passes the checks
+	} {
+		if err := step(ctx); err != nil {
+			m.mustRecord(EvBreak, err.Error())
+			return err
+		}
+	}
+	m.mustRecord(EvRolledBack, why)
+	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, p.oldID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// rollbackPlan is what one rollback works from, taken from the journal.
+type rollbackPlan struct {
+	m            *Machine
+	oldID, newID procs.Identity
+	want         int // the old master's workers wanted back
+	// drained are the workers told to drain (none when no drain was sent).
+	// They may still be finishing: they count only up to keep, the number
+	// the drain left (a flavor's floor, or all when the master ignored it).
+	// Any other worker is new: respawned by the master itself (nginx does
+	// when its new master dies) or by us.
+	drained []procs.Identity
+	keep    int
+	// restoreAt: until then the old master may restore its pid file itself.
+	restoreAt  time.Time
+	restoreErr error // the last failed restore of the pid file
+}
+
+func (m *Machine) planRollback() *rollbackPlan {
+	p := &rollbackPlan{m: m, oldID: m.j.Old, newID: m.j.New, want: max(m.j.Workers, 1)}
+	if m.j.OldWorkers > 0 {
+		p.want = m.j.OldWorkers
+	}
+	if m.j.drainSent() {
+		p.drained = m.j.DrainedWorkers
+		p.keep = min(m.j.DrainedTo, len(p.drained))
+	}
+	return p
+}
+
+// oldMaster observes the old master, failing when it is gone.
+func (p *rollbackPlan) oldMaster() (*MasterObs, error) {
+	m := p.m
+	st, ok := m.running(p.oldID)
+	if !ok {
+		return nil, fmt.Errorf("the old master %s is gone", p.oldID)
+	}
+	o := m.observe()
+	for _, f := range []PidObs{o.Main, o.Aside} {
+		if f.Master != nil && f.Master.ID == p.oldID {
+			return f.Master, nil
+		}
+	}
+	// Not named by any pid file (e.g. gone from both): look directly.
+	return m.master(st, []int{p.newID.PID}), nil
+}
+
+// have counts the old master's workers: new ones, and drained ones up to keep.
+func (p *rollbackPlan) have(mo *MasterObs) int {
+	fresh, old := 0, 0
+	for _, id := range p.m.workerIDs(mo.Workers) {
+		if slices.Contains(p.drained, id) {
+			old++
+		} else {
+			fresh++
+		}
+	}
+	return fresh + min(old, p.keep)
+}
+
+// restoreWorkers brings the old master's workers back (Respawn). The
+// checks wait for the new master to be gone: until then they may reach its
+// workers through the shared listeners.
+func (p *rollbackPlan) restoreWorkers(ctx context.Context) error {
+	m, fl := p.m, p.m.flavor
+	mo, err := p.oldMaster()
+	if err != nil {
 		return err
 	}
-	oldMaster := func() (*MasterObs, error) {
-		st, ok := m.running(oldID)
-		if !ok {
-			return nil, fmt.Errorf("the old master %s is gone", oldID)
-		}
-		o := m.observe()
-		for _, p := range []PidObs{o.Main, o.Aside} {
-			if p.Master != nil && p.Master.ID == oldID {
-				return p.Master, nil
-			}
-		}
-		// Not named by any pid file (e.g. gone from both): look directly.
-		return m.master(st, []int{newID.PID}), nil
-	}
-	want := max(m.j.Workers, 1)
-	if m.j.OldWorkers > 0 {
-		want = m.j.OldWorkers
-	}
-	mo, err := oldMaster()
-	if err != nil {
-		return broke(err)
-	}
-	// Workers that were told to drain may still be finishing: they count
-	// only up to the number the drain left (a flavor's floor, or all when
-	// the master ignored it). Any other worker is new: respawned by the
-	// master itself (nginx does when its new master dies) or by us.
-	before := m.j.DrainedWorkers
-	keep := min(m.j.DrainedTo, len(before))
-	if !m.j.drainSent() {
-		before, keep = nil, 0
-	}
-	have := func(mo *MasterObs) int {
-		fresh, old := 0, 0
-		for _, id := range m.workerIDs(mo.Workers) {
-			if slices.Contains(before, id) {
-				old++
-			} else {
-				fresh++
-			}
-		}
-		return fresh + min(old, keep)
-	}
-	n := have(mo)
-	if n < want && fl.CountsDraining && len(before) > keep {
+	n := p.have(mo)
+	if n < p.want && fl.CountsDraining && len(p.drained) > p.keep {
 		// The master still counts the workers finishing their requests, and
 		// replaces each one when it exits if its target was not lowered
 		// for it: how many Respawn must add is known once they are gone.
-		if keep, err = m.awaitDrained(ctx, oldID, before, keep); err != nil {
-			return broke(err)
+		if p.keep, err = m.awaitDrained(ctx, p.oldID, p.drained, p.keep); err != nil {
+			return err
 		}
-		if mo, err = oldMaster(); err != nil {
-			return broke(err)
+		if mo, err = p.oldMaster(); err != nil {
+			return err
 		}
-		n = have(mo)
+		n = p.have(mo)
 	}
-	// 1. The old master's workers come back.
-	if n < want {
-		count := 1
-		if fl.RespawnAdds {
-			count = want - n
+	if n < p.want {
+		if err := p.respawn(ctx, n); err != nil {
+			return err
 		}
-		m.step("rollback", "sending %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), oldID.PID, map[bool]string{false: "once", true: "once per missing worker"}[fl.RespawnAdds], n, want)
-		sent := 0
-		step := nudger{now: m.sys.Now}
-		err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
-			mo, err := oldMaster()
-			if err != nil {
-				return false, "", err
-			}
-			n := have(mo)
-			if n >= want {
-				if fl.StatusFile && (mo.Status == nil || !mo.Status.Ready) {
-					return false, fmt.Sprintf("old master %d's status does not say ready", oldID.PID), nil
-				}
-				return true, "", nil
-			}
-			if sent < count || fl.RespawnAdds {
-				if err := step.nudge(n, func() error { sent++; return m.signal(oldID, fl.Respawn) }); err != nil {
-					return false, "", fmt.Errorf("respawn: %w", err)
-				}
-			}
-			return false, fmt.Sprintf("old master %d has %d of %d workers (drained %d: %v)", oldID.PID, n, want, len(before), before), nil
-		})
+	}
+	m.step("rollback", "old master %d has its workers back", p.oldID.PID)
+	return nil
+}
+
+// respawn sends Respawn until the old master has its workers: once, or
+// once per missing worker where the flavor's Respawn adds one.
+func (p *rollbackPlan) respawn(ctx context.Context, n int) error {
+	m, fl := p.m, p.m.flavor
+	count, how := 1, "once"
+	if fl.RespawnAdds {
+		count, how = p.want-n, "once per missing worker"
+	}
+	m.step("rollback", "sending %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, how, n, p.want)
+	sent := 0
+	step := nudger{now: m.sys.Now}
+	return waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
+		mo, err := p.oldMaster()
 		if err != nil {
-			return broke(err)
+			return false, "", err
 		}
-	}
-	// The checks run once the new master is gone: until then they may reach
-	// its workers through the shared listeners.
-	m.step("rollback", "old master %d has its workers back", oldID.PID)
-	// 2. The new master goes, with its workers. One that never wrote its
-	// pid file is found as the old master's child.
-	if newID.PID == 0 {
-		if st, ok := m.running(oldID); ok {
-			if kids := m.master(st, nil).ChildMasters; len(kids) > 0 {
-				if cst, err := m.sys.Info(kids[0]); err == nil {
-					newID = cst.Identity()
-					m.j.New = newID
-				}
-			}
-		}
-	}
-	var restoreAt time.Time
-	if newID.PID != 0 {
-		var workers []procs.Identity
-		if st, ok := m.running(newID); ok {
-			workers = m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
-		}
-		m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
-		if err := m.stop(ctx, newID, workers); err != nil {
-			return broke(fmt.Errorf("stop the new master: %w", err))
-		}
-		if fl.RestoresPidfile {
-			// Give the old master the chance to restore its pid file itself
-			// (it does when it reaps the new one); inotify wakes the wait.
-			restoreAt = m.sys.Now().Add(min(m.opts.StopTimeout/2, restoreGrace))
-		}
-	}
-	// 2b. Whatever else still holds the listeners and is not the old
-	// master's is left of the new generation: workers orphaned by a new
-	// master that was killed (nginx's keep serving). They go too.
-	if err := m.sweep(ctx, oldID); err != nil {
-		return broke(err)
-	}
-	// 3. The pid file names the old master again, and no aside is left.
-	var restoreErr error
-	err = waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
-		o := m.observe()
-		if o.Main.Master != nil && o.Main.Master.ID == oldID {
-			if o.Aside.Exists && (o.Aside.Master == nil || o.Aside.PID == oldID.PID) {
-				if err := removeIfNames(o.Aside.Path, newID.PID, m.sys.ReadPid); err != nil {
-					return false, "", err
-				}
-				if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
-					return false, "", err
-				}
-			}
-			if o.Aside.Exists {
-				return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+		n := p.have(mo)
+		if n >= p.want {
+			if fl.StatusFile && (mo.Status == nil || !mo.Status.Ready) {
+				return false, fmt.Sprintf("old master %d's status does not say ready", p.oldID.PID), nil
 			}
 			return true, "", nil
 		}
-		if !fl.AsideHoldsNew && o.Aside.Master != nil && o.Aside.Master.ID == oldID && o.Main.Master == nil {
-			if m.sys.Now().Before(restoreAt) {
-				return false, "waiting for the old master to restore " + m.opts.Pidfile, nil
+		if sent < count || fl.RespawnAdds {
+			if err := step.nudge(n, func() error { sent++; return m.signal(p.oldID, fl.Respawn) }); err != nil {
+				return false, "", fmt.Errorf("respawn: %w", err)
 			}
-			if err := m.sys.RestoreOldbin(m.opts.Pidfile); err != nil {
-				// The master may have won the race to the rename: re-read.
-				restoreErr = err
-				return false, fmt.Sprintf("restore %s: %v", m.opts.Pidfile, err), nil
-			}
-			m.step("rollback", "restored %s from %s", m.opts.Pidfile, o.Aside.Path)
-			return false, "re-reading", nil
 		}
-		return false, fmt.Sprintf("%s does not name the old master %d yet", m.opts.Pidfile, oldID.PID), nil
+		return false, fmt.Sprintf("old master %d has %d of %d workers (drained %d: %v)", p.oldID.PID, n, p.want, len(p.drained), p.drained), nil
 	})
-	if err != nil {
-		if restoreErr != nil {
-			err = fmt.Errorf("%w (last restore attempt: %w)", err, restoreErr)
+}
+
+// stopNew stops the new master and its workers. One that never wrote its
+// pid file is found as the old master's child.
+func (p *rollbackPlan) stopNew(ctx context.Context) error {
+	m, fl := p.m, p.m.flavor
+	if p.newID.PID == 0 {
+		if st, ok := m.running(p.oldID); ok {
+			if kids := m.master(st, nil).ChildMasters; len(kids) > 0 {
+				if cst, err := m.sys.Info(kids[0]); err == nil {
+					p.newID = cst.Identity()
+					m.j.New = p.newID
+				}
+			}
 		}
-		return broke(err)
 	}
-	if err := m.checkAll(ctx); err != nil {
-		return broke(fmt.Errorf("the old generation is not healthy: %w", err))
+	if p.newID.PID == 0 {
+		return nil
 	}
-	m.mustRecord(EvRolledBack, why)
-	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, oldID.PID, checksSuffix(len(m.opts.Checks)))
+	var workers []procs.Identity
+	if st, ok := m.running(p.newID); ok {
+		workers = m.workerIDs(m.master(st, []int{p.oldID.PID}).Workers)
+	}
+	m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", p.newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
+	if err := m.stop(ctx, p.newID, workers); err != nil {
+		return fmt.Errorf("stop the new master: %w", err)
+	}
+	if fl.RestoresPidfile {
+		// Give the old master the chance to restore its pid file itself
+		// (it does when it reaps the new one); inotify wakes the wait.
+		p.restoreAt = m.sys.Now().Add(min(m.opts.StopTimeout/2, restoreGrace))
+	}
+	return nil
+}
+
+// sweep stops whatever else still holds the listeners and is not the old
+// master's: workers orphaned by a new master that was killed (nginx's keep
+// serving) are left of the new generation.
+func (p *rollbackPlan) sweep(ctx context.Context) error {
+	return p.m.sweep(ctx, p.oldID)
+}
+
+// restorePidfile waits until the pid file names the old master again and
+// no aside is left, restoring it from the aside when the old master does
+// not (in time).
+func (p *rollbackPlan) restorePidfile(ctx context.Context) error {
+	err := waitFor(ctx, p.m.opts.StopTimeout, p.m.wake, func() (bool, string, error) {
+		return p.probePidfile(p.m.observe())
+	})
+	if err != nil && p.restoreErr != nil {
+		err = fmt.Errorf("%w (last restore attempt: %w)", err, p.restoreErr)
+	}
+	return err
+}
+
+// probePidfile is one look of restorePidfile.
+func (p *rollbackPlan) probePidfile(o Observation) (bool, string, error) {
+	m, oldID := p.m, p.oldID
+	if o.Main.Master != nil && o.Main.Master.ID == oldID {
+		if o.Aside.Exists && (o.Aside.Master == nil || o.Aside.PID == oldID.PID) {
+			if err := removeIfNames(o.Aside.Path, p.newID.PID, m.sys.ReadPid); err != nil {
+				return false, "", err
+			}
+			if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
+				return false, "", err
+			}
+		}
+		if o.Aside.Exists {
+			return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+		}
+		return true, "", nil
+	}
+	if !m.flavor.AsideHoldsNew && o.Aside.Master != nil && o.Aside.Master.ID == oldID && o.Main.Master == nil {
+		if m.sys.Now().Before(p.restoreAt) {
+			return false, "waiting for the old master to restore " + m.opts.Pidfile, nil
+		}
+		if err := m.sys.RestoreOldbin(m.opts.Pidfile); err != nil {
+			// The master may have won the race to the rename: re-read.
+			p.restoreErr = err
+			return false, fmt.Sprintf("restore %s: %v", m.opts.Pidfile, err), nil
+		}
+		m.step("rollback", "restored %s from %s", m.opts.Pidfile, o.Aside.Path)
+		return false, "re-reading", nil
+	}
+	return false, fmt.Sprintf("%s does not name the old master %d yet", m.opts.Pidfile, oldID.PID), nil
+}
+
+// checkOld runs the checks against the old generation, alone again.
+func (p *rollbackPlan) checkOld(ctx context.Context) error {
+	if err := p.m.checkAll(ctx); err != nil {
+		return fmt.Errorf("the old generation is not healthy: %w", err)
+	}
 	return nil
 }
 
