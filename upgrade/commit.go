@@ -11,13 +11,13 @@ import (
 // Commit finishes an upgrade left in Spawned or Drained (or one crashed
 // half-way through its commit).
 func (m *Machine) Commit(ctx context.Context) (*Report, error) {
-	if err := m.begin("commit", true); err != nil {
-		return m.end(err)
-	}
-	defer m.watch()()
-	_, v := m.settle()
+	return m.command(ctx, "commit", m.commitVerb)
+}
+
+// commitVerb is Commit's body, run by command.
+func (m *Machine) commitVerb(ctx context.Context, v Verdict) error {
 	if v.State == Committed {
-		return m.end(fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}))
+		return fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit})
 	}
 	if v.State == Spawning && v.Old != nil {
 		// An upgrade interrupted while its new master started: finish the
@@ -27,17 +27,17 @@ func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 		if _, err := m.spawn(ctx, v.Old, max(m.j.Workers, 1), fileStamp{}); err != nil {
 			return m.fail(ctx, "spawn", err)
 		}
-		return m.end(m.commit(ctx))
+		return m.commit(ctx)
 	}
 	if _, err := Next(v.State, EvCommit); err != nil {
 		m.rep.Advice = v.Advice
-		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	if v.New == nil {
-		return m.end(fmt.Errorf("%w: %w: no new master runs%s", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}, prefixed(": ", strings.Join(v.Findings, "; "))))
+		return fmt.Errorf("%w: %w: no new master runs%s", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}, prefixed(": ", strings.Join(v.Findings, "; ")))
 	}
 	m.adopt(v)
-	return m.end(m.commit(ctx))
+	return m.commit(ctx)
 }
 
 // commit stops the old master and checks the new one took over.

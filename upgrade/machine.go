@@ -195,6 +195,20 @@ func (m *Machine) begin(command string, lock bool) error {
 	return nil
 }
 
+// command runs one verb that changes things: begin (report, journal,
+// flavor, the lock), watch the pid file's directory, settle (observe,
+// classify, reconcile the journal), then body with the verdict; end fills
+// the report and releases the lock on every path, a panic included.
+func (m *Machine) command(ctx context.Context, name string, body func(context.Context, Verdict) error) (*Report, error) {
+	if err := m.begin(name, true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	defer m.lock.Release() // a no-op once end released it
+	_, v := m.settle()
+	return m.end(body(ctx, v))
+}
+
 // end fills the report with the final observation and releases the lock.
 func (m *Machine) end(err error) (*Report, error) {
 	if m.flavor.Name != "" {

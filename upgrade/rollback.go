@@ -14,26 +14,26 @@ import (
 // Rollback undoes an upgrade in any state from Spawning to Drained, or one
 // left Inconsistent while the old master lives.
 func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
-	if err := m.begin("rollback", true); err != nil {
-		return m.end(err)
-	}
-	defer m.watch()()
-	_, v := m.settle()
+	return m.command(ctx, "rollback", m.rollbackVerb)
+}
+
+// rollbackVerb is Rollback's body, run by command.
+func (m *Machine) rollbackVerb(ctx context.Context, v Verdict) error {
 	if _, err := Next(v.State, EvRollback); err != nil {
 		m.rep.Advice = v.Advice
-		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	if v.Old == nil {
-		return m.end(fmt.Errorf("%w: %w: the old master is gone%s", ErrBadInput, &TransitionError{From: v.State, Event: EvRollback}, prefixed(": ", strings.Join(v.Findings, "; "))))
+		return fmt.Errorf("%w: %w: the old master is gone%s", ErrBadInput, &TransitionError{From: v.State, Event: EvRollback}, prefixed(": ", strings.Join(v.Findings, "; ")))
 	}
 	m.adopt(v)
 	if v.New == nil && (m.j.New == v.Old.ID || m.j.New.PID == 0) {
 		m.j.New = procs.Identity{}
 	}
 	if err := m.rollback(ctx, "requested"); err != nil {
-		return m.end(fmt.Errorf("%w: rollback: %w", ErrInconsistent, err))
+		return fmt.Errorf("%w: rollback: %w", ErrInconsistent, err)
 	}
-	return m.end(nil)
+	return nil
 }
 
 // rollback brings the old master's workers back, stops the new master and

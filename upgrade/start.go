@@ -20,13 +20,14 @@ import (
 // Options.NoAutoRollback (error wrapping ErrRolledBack, or ErrInconsistent
 // when the rollback failed too).
 func (m *Machine) Start(ctx context.Context) (*Report, error) {
-	if err := m.begin("start", true); err != nil {
-		return m.end(err)
-	}
-	defer m.watch()()
-	old, err := m.preflight(ctx)
+	return m.command(ctx, "start", m.startVerb)
+}
+
+// startVerb is Start's body, run by command.
+func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
+	old, err := m.preflight(ctx, v)
 	if err != nil {
-		return m.end(err)
+		return err
 	}
 	want := m.opts.Workers
 	if want == 0 {
@@ -40,12 +41,12 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	// The journal says Spawning before USR2 is sent, so that a crash right
 	// after it leaves a record to resume from.
 	if err := m.record(EvSpawn, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Upgrade), old.ID)); err != nil {
-		return m.end(fmt.Errorf("%w: %w", ErrBadInput, err))
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	before := stampOf(m.opts.Pidfile)
 	if err := m.signal(old.ID, m.flavor.Upgrade); err != nil {
 		m.mustRecord(EvBreak, err.Error())
-		return m.end(fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, SignalName(m.flavor.Upgrade), err))
+		return fmt.Errorf("%w: %s to the old master: %w", ErrInconsistent, SignalName(m.flavor.Upgrade), err)
 	}
 	m.step("spawn", "sent %s to master %d; waiting up to %v for the new master", SignalName(m.flavor.Upgrade), old.ID.PID, m.opts.SpawnTimeout)
 	nu, err := m.spawn(ctx, old, want, before)
@@ -60,19 +61,15 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	}
 	if !m.opts.Commit {
 		m.step("done", "new master %d serves, old master %d is parked; 'baton upgrade commit' or 'baton upgrade rollback'", nu.ID.PID, old.ID.PID)
-		return m.end(nil)
+		return nil
 	}
-	if err := m.commit(ctx); err != nil {
-		return m.end(err)
-	}
-	return m.end(nil)
+	return m.commit(ctx)
 }
 
 // preflight checks everything before any signal: it returns the master to
 // upgrade or an error wrapping ErrNotRunning, ErrUpgradePending or
 // ErrPreflight.
-func (m *Machine) preflight(ctx context.Context) (*MasterObs, error) {
-	_, v := m.settle()
+func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) {
 	switch {
 	case v.State == Down:
 		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
@@ -146,18 +143,18 @@ func checksSuffix(n int) string {
 
 // fail handles a failed check after the spawn: automatic rollback, or stop
 // where things are.
-func (m *Machine) fail(ctx context.Context, step string, cause error) (*Report, error) {
+func (m *Machine) fail(ctx context.Context, step string, cause error) error {
 	m.step(step, "failed: %v", cause)
 	if m.opts.NoAutoRollback {
 		m.mustRecord(EvBreak, fmt.Sprintf("%s: %v", step, cause))
 		m.rep.Advice = "automatic rollback is off: both masters are left as they are; 'baton upgrade rollback' or 'baton upgrade commit'"
-		return m.end(fmt.Errorf("%w: %s: %w", ErrInconsistent, step, cause))
+		return fmt.Errorf("%w: %s: %w", ErrInconsistent, step, cause)
 	}
 	m.step("rollback", "automatic rollback after %s failed", step)
 	if err := m.rollback(ctx, fmt.Sprintf("%s failed: %v", step, cause)); err != nil {
-		return m.end(fmt.Errorf("%w: %s failed (%w) and rollback failed: %w", ErrInconsistent, step, cause, err))
+		return fmt.Errorf("%w: %s failed (%w) and rollback failed: %w", ErrInconsistent, step, cause, err)
 	}
-	return m.end(fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause))
+	return fmt.Errorf("%w: %s: %w", ErrRolledBack, step, cause)
 }
 
 // fileStamp is a file's inode and status change time (a rename updates
