@@ -87,8 +87,31 @@ func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) 
 	if old == nil {
 		return nil, fmt.Errorf("%w: no master", ErrNotRunning)
 	}
-	var problems []string
-	bin := old.Binary
+	bin, problems := m.execProblems(old)
+	if len(old.Listeners) == 0 {
+		problems = append(problems, fmt.Sprintf("master %d holds no listening socket to hand over", old.ID.PID))
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrPreflight, strings.Join(problems, "; "))
+	}
+	if m.opts.Preflight != "" {
+		out, err := m.sys.Run(ctx, m.opts.Preflight)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
+		}
+		m.step("preflight", "%q passed", m.opts.Preflight)
+	}
+	if err := m.checkAll(ctx); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
+	}
+	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
+	return old, nil
+}
+
+// execProblems checks what Upgrade will exec: the binary (returned, for the
+// report) and the master's working directory.
+func (m *Machine) execProblems(old *MasterObs) (bin string, problems []string) {
+	bin = old.Binary
 	if m.flavor.ExecPath != nil {
 		if p := m.flavor.ExecPath(old.Cmdline); p != "" {
 			bin = p
@@ -114,24 +137,7 @@ func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) 
 	} else if fi, err := os.Stat(old.Dir); err != nil || !fi.IsDir() {
 		problems = append(problems, fmt.Sprintf("the master's working directory %s is gone", old.Dir))
 	}
-	if len(old.Listeners) == 0 {
-		problems = append(problems, fmt.Sprintf("master %d holds no listening socket to hand over", old.ID.PID))
-	}
-	if len(problems) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrPreflight, strings.Join(problems, "; "))
-	}
-	if m.opts.Preflight != "" {
-		out, err := m.sys.Run(ctx, m.opts.Preflight)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
-		}
-		m.step("preflight", "%q passed", m.opts.Preflight)
-	}
-	if err := m.checkAll(ctx); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
-	}
-	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
-	return old, nil
+	return bin, problems
 }
 
 func checksSuffix(n int) string {
@@ -339,28 +345,60 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		m.warn("%v", err)
 	}
 	if err := m.signal(old.ID, fl.Drain); err != nil {
-		return fmt.Errorf("drain: %w", err)
+		return fmt.Errorf("%s to the old master %d: %w", SignalName(fl.Drain), old.ID.PID, err)
 	}
+	if why := m.drainIgnored(old); why != "" {
+		m.warn("%s", why)
+		m.j.DrainedTo = len(old.Workers)
+		m.mustRecord(EvDrained, "drain ignored: "+why)
+		return nil
+	}
+	floor := fl.Floor(m.sys.Facts(old.ID.PID))
+	last, err := m.awaitDrain(ctx, old, floor)
+	if err != nil {
+		// After a timeout the ones that did not go are there to stay; after
+		// anything else they are on their way out, down to the floor.
+		m.j.DrainedTo = floor
+		if errors.Is(err, ErrTimeout) {
+			m.j.DrainedTo = last
+		}
+		return err
+	}
+	if floor > 0 && last > 0 {
+		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
+	}
+	m.j.DrainedTo = last
+	m.mustRecord(EvDrained, fmt.Sprintf("%d old workers left", last))
+	m.step("drain", "old master %d is parked with its listeners", old.ID.PID)
+	return nil
+}
+
+// drainIgnored says why the old master ignores Drain, "" when it does not
+// (or when DrainStep stops its workers anyway).
+func (m *Machine) drainIgnored(old *MasterObs) string {
+	fl := m.flavor
+	if fl.DrainIgnored == nil || fl.DrainStep != 0 {
+		return ""
+	}
+	facts := m.sys.Facts(old.ID.PID)
+	facts.Inherited = facts.Inherited || m.j.OldByUpgrade
+	return fl.DrainIgnored(facts)
+}
+
+// awaitDrain waits until the old master's workers are gone, or hold still
+// at floor, sending DrainStep one worker at a time where the flavor has
+// one. It returns the last count seen.
+func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, floor int) (int, error) {
+	fl := m.flavor
 	sent := SignalName(fl.Drain)
 	if fl.DrainStep != 0 {
 		sent += fmt.Sprintf(", then %s one worker at a time", SignalName(fl.DrainStep))
-	}
-	if fl.DrainIgnored != nil && fl.DrainStep == 0 {
-		facts := m.sys.Facts(old.ID.PID)
-		facts.Inherited = facts.Inherited || m.j.OldByUpgrade
-		if why := fl.DrainIgnored(facts); why != "" {
-			m.warn("%s", why)
-			m.j.DrainedTo = len(old.Workers)
-			m.mustRecord(EvDrained, "drain ignored: "+why)
-			return nil
-		}
 	}
 	// Each worker's exit is an event (pidfd); the count is re-read on each
 	// one, with polling as the fallback for workers that appear late.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wake := m.wakeOnExit(wctx, m.workerIDs(old.Workers))
-	floor := fl.Floor(m.sys.Facts(old.ID.PID))
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
 	step := nudger{now: m.sys.Now}
@@ -388,27 +426,12 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 			// Sent whether or not Drain was honoured (a no-op at zero for
 			// unicorn, at one for gunicorn), one at a time.
 			if err := step.nudge(n, func() error { return m.signal(old.ID, fl.DrainStep) }); err != nil {
-				return false, "", fmt.Errorf("drain: %w", err)
+				return false, "", fmt.Errorf("%s to the old master %d: %w", SignalName(fl.DrainStep), old.ID.PID, err)
 			}
 		}
 		return false, fmt.Sprintf("%d old workers left %v", n, om.Workers), nil
 	})
-	if err != nil {
-		// After a timeout the ones that did not go are there to stay; after
-		// anything else they are on their way out, down to the floor.
-		m.j.DrainedTo = floor
-		if errors.Is(err, ErrTimeout) {
-			m.j.DrainedTo = last
-		}
-		return err
-	}
-	if floor > 0 && last > 0 {
-		m.warn("%s keeps %d old worker(s) when not daemonized (TTOU stops there); they serve beside the new ones until commit", fl.Name, last)
-	}
-	m.j.DrainedTo = last
-	m.mustRecord(EvDrained, fmt.Sprintf("%d old workers left", last))
-	m.step("drain", "old master %d is parked with its listeners", old.ID.PID)
-	return nil
+	return last, err
 }
 
 // verify keeps checking the new generation for VerifyFor.
