@@ -94,7 +94,7 @@ func removeIfNames(path string, pid int, read func(string) (int, error)) error {
 		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("upgrade: remove stale %s: %w", path, err)
+		return fmt.Errorf("remove stale %s: %w", path, err)
 	}
 	return nil
 }

@@ -57,26 +57,45 @@ func (j *Journal) Summary() *JournalSummary {
 
 // ReadJournal reads the journal at path. A missing journal is (nil, nil).
 func ReadJournal(path string) (*Journal, error) {
+	j, err := readJournal(path)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	return j, nil
+}
+
+// WriteJournal writes j to path atomically.
+func WriteJournal(path string, j *Journal) error {
+	if err := writeJournal(path, j); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	return nil
+}
+
+// readJournal and writeJournal are ReadJournal and WriteJournal without
+// the package prefix, for the Machine, whose errors get it once.
+func readJournal(path string) (*Journal, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("upgrade: read journal: %w", err)
+		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	var j Journal
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("upgrade: journal %s: %w", path, err)
+		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	return &j, nil
 }
 
-// WriteJournal writes j to path atomically.
-func WriteJournal(path string, j *Journal) error {
+func writeJournal(path string, j *Journal) error {
 	data, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
-		return fmt.Errorf("upgrade: encode journal: %w", err)
+		return fmt.Errorf("encode journal %s: %w", path, err)
 	}
+	// writeAtomic (status.go) still prefixes its errors with the package
+	// name; it moves with the status file to package statusfile.
 	return writeAtomic(path, append(data, '\n'))
 }
 
@@ -114,10 +133,7 @@ func (j *Journal) drainSent() bool {
 
 // saveJournal writes the journal as it is.
 func (m *Machine) saveJournal() error {
-	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
-		return fmt.Errorf("upgrade: journal: %w", err)
-	}
-	return nil
+	return writeJournal(JournalPath(m.opts.Pidfile), m.j)
 }
 
 // record moves the journal and writes it.

@@ -159,7 +159,7 @@ func (m *Machine) begin(command string, lock bool) error {
 	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
 		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
 	}
-	j, err := ReadJournal(JournalPath(m.opts.Pidfile))
+	j, err := readJournal(JournalPath(m.opts.Pidfile))
 	if err != nil {
 		m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("journal unreadable, ignored: %v", err))
 	}
@@ -186,7 +186,7 @@ func (m *Machine) begin(command string, lock bool) error {
 		m.lock = l
 		// Read again under the lock: the previous holder may have written
 		// it since.
-		if m.j, err = ReadJournal(JournalPath(m.opts.Pidfile)); err != nil {
+		if m.j, err = readJournal(JournalPath(m.opts.Pidfile)); err != nil {
 			m.j = nil
 		}
 	} else if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); pid != 0 {
@@ -287,7 +287,7 @@ func (m *Machine) checkAll(ctx context.Context) error {
 	m.rep.Health = m.rep.Health[:0]
 	var first error
 	for _, c := range m.opts.Checks {
-		err := c.Run(ctx)
+		err := c.run(ctx)
 		h := Health{Check: c.Spec, OK: err == nil}
 		if err != nil {
 			h.Error = err.Error()

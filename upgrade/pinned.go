@@ -75,7 +75,7 @@ func (m *Machine) wakeOnExit(ctx context.Context, ids []procs.Identity) <-chan s
 // open pins a master by identity.
 func (m *Machine) open(id procs.Identity) (Process, error) {
 	if id.PID <= 0 {
-		return nil, fmt.Errorf("upgrade: no master recorded: %w", procs.ErrGone)
+		return nil, fmt.Errorf("no master recorded: %w", procs.ErrGone)
 	}
 	return m.sys.Open(id)
 }
