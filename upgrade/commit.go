@@ -9,12 +9,14 @@ import (
 )
 
 // Commit finishes an upgrade left in Spawned or Drained (or one crashed
-// half-way through its commit).
+// half-way through its commit): the old master stops and the pid file
+// names the new one. A failure wraps ErrInconsistent.
 func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 	return m.command(ctx, "commit", m.commitVerb)
 }
 
-// commitVerb is Commit's body, run by command.
+// commitVerb is Commit's body, run by command. An upgrade interrupted
+// while its new master started finishes its spawn first.
 func (m *Machine) commitVerb(ctx context.Context, v Verdict) error {
 	if v.State == Committed {
 		return fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit})

@@ -12,7 +12,9 @@ import (
 )
 
 // Rollback undoes an upgrade in any state from Spawning to Drained, or one
-// left Inconsistent while the old master lives.
+// left Inconsistent while the old master lives: the old workers come back,
+// the new master stops and the pid file names the old master again. A
+// failure wraps ErrInconsistent.
 func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
 	return m.command(ctx, "rollback", m.rollbackVerb)
 }

@@ -23,7 +23,8 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 	return m.command(ctx, "start", m.startVerb)
 }
 
-// startVerb is Start's body, run by command.
+// startVerb is Start's body, run by command: the steps in order, and a
+// rollback (fail) when one after the spawn fails.
 func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
 	old, err := m.preflight(ctx, v)
 	if err != nil {
