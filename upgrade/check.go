@@ -133,6 +133,15 @@ func (c Check) String() string { return c.Spec }
 // Run runs the check once. It returns nil on success and an error saying
 // what was wrong otherwise.
 func (c Check) Run(ctx context.Context) error {
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	return nil
+}
+
+// run is Run without the package prefix, for errors that stay inside the
+// package and leave it wrapped in one of its sentinels.
+func (c Check) run(ctx context.Context) error {
 	// Every run is bounded on its own, whatever the caller's deadline: a
 	// connection that an accept queue holds and no process serves would
 	// otherwise hang the whole procedure.
@@ -177,7 +186,7 @@ func (c Check) Run(ctx context.Context) error {
 		err = errors.New("not a parsed check")
 	}
 	if err != nil {
-		return fmt.Errorf("upgrade: check %s: %w", c.Spec, err)
+		return fmt.Errorf("check %s: %w", c.Spec, err)
 	}
 	return nil
 }

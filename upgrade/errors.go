@@ -3,7 +3,10 @@ package upgrade
 import "errors"
 
 // Sentinels the CLI maps to exit codes. Every error the Machine returns
-// wraps exactly one of them (ErrIllegalTransition counts as bad input).
+// wraps exactly one of them (ErrIllegalTransition counts as bad input) and
+// starts with it: the package prefix appears once, there. What it wraps
+// adds context without another prefix ("upgrade: failed and rolled back:
+// verify: check http://127.0.0.1/health: status 500").
 var (
 	// ErrBadInput: bad usage or input; nothing was signalled or changed (exit 2).
 	ErrBadInput = errors.New("upgrade: bad input")
@@ -21,6 +24,8 @@ var (
 	// ErrInconsistent: a step failed and no clean state could be restored,
 	// or automatic rollback was off; Report.Advice says what to do (exit 4).
 	ErrInconsistent = errors.New("upgrade: inconsistent state")
-	// ErrTimeout is wrapped by waits that ran out of time.
+	// ErrTimeout is wrapped by waits that ran out of time, inside the
+	// error of one of the sentinels above; the message says after how long
+	// and what was awaited ("timed out after 30s: ...").
 	ErrTimeout = errors.New("upgrade: timed out")
 )

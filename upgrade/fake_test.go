@@ -311,6 +311,10 @@ func TestFakeSpawnTimeout(t *testing.T) {
 		if !errors.Is(err, ErrRolledBack) || !errors.Is(err, ErrTimeout) {
 			t.Fatalf("start: %v, want a rolled-back timeout", err)
 		}
+		// The package prefix once, where the error leaves the package.
+		if want := "upgrade: failed and rolled back: spawn: timed out after 30s: "; !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "upgrade:") != 1 {
+			t.Errorf("error %q, want it to start %q and say 'upgrade:' once", err, want)
+		}
 		var spawnFailed time.Duration
 		for _, s := range rep.Steps {
 			if s.Name == "spawn" && strings.HasPrefix(s.Msg, "failed") {

@@ -57,26 +57,45 @@ func (j *Journal) Summary() *JournalSummary {
 
 // ReadJournal reads the journal at path. A missing journal is (nil, nil).
 func ReadJournal(path string) (*Journal, error) {
+	j, err := readJournal(path)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade: %w", err)
+	}
+	return j, nil
+}
+
+// WriteJournal writes j to path atomically.
+func WriteJournal(path string, j *Journal) error {
+	if err := writeJournal(path, j); err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	return nil
+}
+
+// readJournal and writeJournal are ReadJournal and WriteJournal without
+// the package prefix, for the Machine, whose errors get it once.
+func readJournal(path string) (*Journal, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("upgrade: read journal: %w", err)
+		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	var j Journal
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("upgrade: journal %s: %w", path, err)
+		return nil, fmt.Errorf("journal %s: %w", path, err)
 	}
 	return &j, nil
 }
 
-// WriteJournal writes j to path atomically.
-func WriteJournal(path string, j *Journal) error {
+func writeJournal(path string, j *Journal) error {
 	data, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
-		return fmt.Errorf("upgrade: encode journal: %w", err)
+		return fmt.Errorf("encode journal %s: %w", path, err)
 	}
+	// writeAtomic (status.go) still prefixes its errors with the package
+	// name; it moves with the status file to package statusfile.
 	return writeAtomic(path, append(data, '\n'))
 }
 
@@ -108,4 +127,66 @@ func (j *Journal) drainSent() bool {
 		}
 	}
 	return j.State == Draining || j.State == Drained
+}
+
+// The Machine writes the journal only through the methods below.
+
+// saveJournal writes the journal as it is.
+func (m *Machine) saveJournal() error {
+	return writeJournal(JournalPath(m.opts.Pidfile), m.j)
+}
+
+// record moves the journal and writes it.
+func (m *Machine) record(ev Event, observed State, note string) error {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now()}
+	}
+	if err := m.j.record(m.sys.Now(), os.Getpid(), ev, observed, note); err != nil {
+		return err
+	}
+	return m.saveJournal()
+}
+
+// mustRecord records a transition the procedure has already made happen; a
+// journal write failing then is a warning, not a reason to stop half-way.
+func (m *Machine) mustRecord(ev Event, note string) {
+	if err := m.record(ev, 0, note); err != nil {
+		m.warn("%v", err)
+	}
+}
+
+// pinNew records the new master as soon as it is seen, before any event
+// does: a rollback after a crash then knows whom to stop before a pid file
+// names it. A failed write is a warning.
+func (m *Machine) pinNew(id procs.Identity) {
+	m.j.New = id
+	if err := m.saveJournal(); err != nil {
+		m.warn("%v", err)
+	}
+}
+
+// adopt takes the masters of a verdict into the journal (a later
+// invocation, or masters that changed behind baton's back).
+func (m *Machine) adopt(v Verdict) {
+	if m.j == nil {
+		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), State: v.State}
+		m.step("reconcile", "no journal: found an upgrade in state %s", v.State)
+	}
+	if v.Old != nil {
+		m.j.Old = v.Old.ID
+		if m.j.Workers == 0 {
+			m.j.Workers = max(len(v.Old.Workers), 1)
+		}
+	}
+	if v.New != nil {
+		m.j.New = v.New.ID
+		if m.j.Workers == 0 || m.j.OldWorkers == 0 {
+			m.j.Workers = max(m.j.Workers, len(v.New.Workers))
+		}
+	}
+	if m.j.State != v.State {
+		if err := m.record(EvReconcile, v.State, "adopted the observed masters"); err != nil {
+			m.warn("%v", err)
+		}
+	}
 }

@@ -8,10 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/batonhq/baton/procs"
 )
 
 // Options configures a Machine. Zero durations take the documented defaults.
@@ -112,6 +109,8 @@ type Machine struct {
 	t0     time.Time
 	rep    *Report
 	wake   <-chan struct{}
+	// was is the state the journal recorded before settle reconciled it.
+	was State
 }
 
 // New validates opts. Errors wrap ErrBadInput.
@@ -180,7 +179,7 @@ func (m *Machine) begin(command string, lock bool) error {
 	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
 		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
 	}
-	j, err := ReadJournal(JournalPath(m.opts.Pidfile))
+	j, err := readJournal(JournalPath(m.opts.Pidfile))
 	if err != nil {
 		m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("journal unreadable, ignored: %v", err))
 	}
@@ -213,13 +212,28 @@ func (m *Machine) begin(command string, lock bool) error {
 		m.lock = l
 		// Read again under the lock: the previous holder may have written
 		// it since.
-		if m.j, err = ReadJournal(JournalPath(m.opts.Pidfile)); err != nil {
+		if m.j, err = readJournal(JournalPath(m.opts.Pidfile)); err != nil {
 			m.j = nil
 		}
 	} else if pid := lockHolderIfLocked(LockPath(m.opts.Pidfile)); pid != 0 {
 		m.rep.LockHolder = pid
 	}
 	return nil
+}
+
+// command runs one verb that changes things: begin (report, journal,
+// flavor, the lock), watch the pid file's directory, settle (observe,
+// classify, reconcile the journal), then body with the verdict; end fills
+// the report and releases the lock on every path, a panic included.
+func (m *Machine) command(ctx context.Context, name string, body func(context.Context, Verdict) error) (*Report, error) {
+	if err := m.begin(name, true); err != nil {
+		return m.end(err)
+	}
+	defer m.watch()()
+	defer m.lock.Release() // a no-op once end released it
+	m.was = m.journalState()
+	_, v := m.settle(ctx)
+	return m.end(body(ctx, v))
 }
 
 // end fills the report with the final observation and releases the lock.
@@ -251,28 +265,6 @@ func (m *Machine) end(err error) (*Report, error) {
 		m.lock = nil
 	}
 	return m.rep, err
-}
-
-// record moves the journal and writes it.
-func (m *Machine) record(ev Event, observed State, note string) error {
-	if m.j == nil {
-		m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now()}
-	}
-	if err := m.j.record(m.sys.Now(), os.Getpid(), ev, observed, note); err != nil {
-		return err
-	}
-	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
-		return fmt.Errorf("upgrade: journal: %w", err)
-	}
-	return nil
-}
-
-// mustRecord records a transition the procedure has already made happen; a
-// journal write failing then is a warning, not a reason to stop half-way.
-func (m *Machine) mustRecord(ev Event, note string) {
-	if err := m.record(ev, 0, note); err != nil {
-		m.warn("%v", err)
-	}
 }
 
 // settle observes, classifies and reconciles the journal with what is seen.
@@ -346,7 +338,7 @@ func (m *Machine) journalState() State {
 // the checks must pass.
 func (m *Machine) finished(ctx context.Context, what string) error {
 	m.step(m.rep.Command, "already done: %s", what)
-	if err := WriteJournal(JournalPath(m.opts.Pidfile), m.j); err != nil {
+	if err := m.saveJournal(); err != nil {
 		m.warn("journal: %v", err)
 	}
 	if err := m.checkAll(ctx); err != nil {
@@ -357,12 +349,6 @@ func (m *Machine) finished(ctx context.Context, what string) error {
 
 // pidfileSettle bounds settle's wait for a pid file being rewritten.
 const pidfileSettle = time.Second
-
-// runs reports whether the process id still runs (not a zombie).
-func (m *Machine) runs(id procs.Identity) bool {
-	st, err := m.sys.Info(id.PID)
-	return err == nil && st.Identity() == id && !st.Zombie()
-}
 
 func prefixed(p, s string) string {
 	if s == "" {
@@ -376,7 +362,7 @@ func (m *Machine) checkAll(ctx context.Context) error {
 	m.rep.Health = m.rep.Health[:0]
 	var first error
 	for _, c := range m.opts.Checks {
-		err := c.Run(ctx)
+		err := c.run(ctx)
 		h := Health{Check: c.Spec, OK: err == nil}
 		if err != nil {
 			h.Error = err.Error()
@@ -410,29 +396,6 @@ func (m *Machine) Status(ctx context.Context) (*Report, error) {
 		_ = m.checkAll(ctx)
 	}
 	return m.end(nil)
-}
-
-// open pins a master by identity.
-func (m *Machine) open(id procs.Identity) (Process, error) {
-	if id.PID <= 0 {
-		return nil, fmt.Errorf("upgrade: no master recorded: %w", procs.ErrGone)
-	}
-	return m.sys.Open(id)
-}
-
-// signal sends sig to the process pinned as id. A gone process wraps
-// procs.ErrGone; a reused pid procs.ErrReused and is never signalled.
-func (m *Machine) signal(id procs.Identity, sig syscall.Signal) error {
-	p, err := m.open(id)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	return p.Signal(sig)
-}
-
-func gone(err error) bool {
-	return errors.Is(err, procs.ErrGone) || errors.Is(err, procs.ErrReused) || errors.Is(err, os.ErrProcessDone)
 }
 
 // watch starts waking waits on changes in the pid file's directory.

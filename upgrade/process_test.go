@@ -228,6 +228,9 @@ func TestAutoRollback(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q does not say %q", err, tc.want)
 			}
+			if n := strings.Count(err.Error(), "upgrade:"); n != 1 {
+				t.Errorf("error %q says 'upgrade:' %d times, want once", err, n)
+			}
 			if rep.State != RolledBack {
 				t.Errorf("state %s, want rolled-back", rep.State)
 			}

@@ -73,7 +73,7 @@ func (s State) Settled() bool { return s == Idle || s == Committed || s == Rolle
 // MarshalText encodes the state by name, for the journal and --json.
 func (s State) MarshalText() ([]byte, error) {
 	if !s.Valid() {
-		return nil, fmt.Errorf("upgrade: invalid state %d", uint8(s))
+		return nil, fmt.Errorf("invalid state %d", uint8(s))
 	}
 	return []byte(s.String()), nil
 }
@@ -86,7 +86,7 @@ func (s *State) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("upgrade: unknown state %q", b)
+	return fmt.Errorf("unknown state %q", b)
 }
 
 // Event moves the machine from one state to another.
@@ -130,7 +130,7 @@ func (e Event) String() string {
 // MarshalText encodes the event by name.
 func (e Event) MarshalText() ([]byte, error) {
 	if e >= numEvents {
-		return nil, fmt.Errorf("upgrade: invalid event %d", uint8(e))
+		return nil, fmt.Errorf("invalid event %d", uint8(e))
 	}
 	return []byte(e.String()), nil
 }
@@ -143,21 +143,23 @@ func (e *Event) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("upgrade: unknown event %q", b)
+	return fmt.Errorf("unknown event %q", b)
 }
 
 // ErrIllegalTransition is wrapped by every *TransitionError.
 var ErrIllegalTransition = errors.New("upgrade: illegal transition")
 
 // TransitionError is an event that is not allowed in a state, such as a
-// commit while no upgrade is under way.
+// commit while no upgrade is under way. Like fs.PathError, its message
+// says only what it carries ("cannot commit while idle"); whoever returns
+// it adds the context and, at the package's edge, the prefix.
 type TransitionError struct {
 	From  State
 	Event Event
 }
 
 func (e *TransitionError) Error() string {
-	return fmt.Sprintf("upgrade: cannot %s while %s", e.Event, e.From)
+	return fmt.Sprintf("cannot %s while %s", e.Event, e.From)
 }
 
 func (e *TransitionError) Unwrap() error { return ErrIllegalTransition }

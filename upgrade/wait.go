@@ -44,9 +44,9 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 		case <-ctx.Done():
 			t.Stop()
 			if ctx.Err() == context.DeadlineExceeded {
-				return fmt.Errorf("%w after %v: %s", ErrTimeout, timeout, reason)
+				return &timeoutError{after: timeout, reason: reason}
 			}
-			return fmt.Errorf("upgrade: %s: %w", reason, ctx.Err())
+			return fmt.Errorf("%s: %w", reason, ctx.Err())
 		case <-wake:
 			t.Stop()
 		case <-t.C:
@@ -54,3 +54,17 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 		}
 	}
 }
+
+// timeoutError is a wait that ran out of time: it says after how long and
+// what it was waiting for, and matches ErrTimeout without repeating its
+// package prefix (it leaves the package inside another sentinel's error).
+type timeoutError struct {
+	after  time.Duration
+	reason string
+}
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("timed out after %v: %s", e.after, e.reason)
+}
+
+func (e *timeoutError) Unwrap() error { return ErrTimeout }

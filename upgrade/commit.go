@@ -1,0 +1,119 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Commit finishes an upgrade left in Spawned or Drained (or one crashed
+// half-way through its commit): the old master stops and the pid file
+// names the new one. A failure wraps ErrInconsistent.
+func (m *Machine) Commit(ctx context.Context) (*Report, error) {
+	return m.command(ctx, "commit", m.commitVerb)
+}
+
+// commitVerb is Commit's body, run by command. An upgrade interrupted
+// while its new master started finishes its spawn first.
+func (m *Machine) commitVerb(ctx context.Context, v Verdict) error {
+	if v.State == Committed && m.was == Committing {
+		// Interrupted after the old master was told to stop: it finished.
+		return m.finished(ctx, "the old master is gone")
+	}
+	if v.State == Committed {
+		return fmt.Errorf("%w: nothing to commit: %w", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit})
+	}
+	if v.State == Spawning && v.Old != nil {
+		// An upgrade interrupted while its new master started: finish the
+		// spawn (its checks, or a rollback when it fails), then commit.
+		m.adopt(v)
+		m.step("commit", "the new master is still starting: waiting up to %v for it", m.opts.SpawnTimeout)
+		if _, err := m.spawn(ctx, v.Old, max(m.j.Workers, 1), fileStamp{}); err != nil {
+			return m.fail(ctx, "spawn", err)
+		}
+		return m.commit(ctx)
+	}
+	if _, err := Next(v.State, EvCommit); err != nil {
+		m.rep.Advice = v.Advice
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if v.New == nil {
+		return fmt.Errorf("%w: %w: no new master runs%s", ErrBadInput, &TransitionError{From: v.State, Event: EvCommit}, prefixed(": ", strings.Join(v.Findings, "; ")))
+	}
+	m.adopt(v)
+	return m.commit(ctx)
+}
+
+// commit stops the old master and checks the new one took over.
+func (m *Machine) commit(ctx context.Context) error {
+	// Once the stop signal is decided, an interrupt does not stop the
+	// commit half-way: it finishes (see doc.go, Interrupts).
+	ctx, cancel := m.detached(ctx)
+	defer cancel()
+	oldID, newID := m.j.Old, m.j.New
+	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Stop), oldID)); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if oldID.PID != 0 {
+		m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
+		// The old workers told to drain, pinned by identity, go too: they
+		// outlive an old master that was killed (nginx's keep serving their
+		// keep-alive connections).
+		if err := m.stop(ctx, oldID, m.j.DrainedWorkers); err != nil {
+			m.mustRecord(EvBreak, err.Error())
+			if m.hardStopped() {
+				m.rep.Advice = m.stoppedAdvice("commit")
+			}
+			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
+		}
+	}
+	err := waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
+		o := m.observe()
+		if o.Main.Master == nil || o.Main.Master.ID != newID {
+			if !m.runs(newID) {
+				return false, "", fmt.Errorf("the new master %s is gone", newID)
+			}
+			return false, fmt.Sprintf("%s does not name the new master %d yet", m.opts.Pidfile, newID.PID), nil
+		}
+		if o.Aside.Exists {
+			if o.Aside.Master == nil && o.Aside.PID == oldID.PID {
+				// The old master died without removing its pid file (SIGKILL).
+				if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
+					return false, "", err
+				}
+				m.step("commit", "removed stale %s", o.Aside.Path)
+				return false, "re-reading", nil
+			}
+			return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+		}
+		return true, "", nil
+	})
+	if err == nil {
+		err = m.checkAll(ctx)
+	}
+	if err != nil {
+		m.mustRecord(EvBreak, err.Error())
+		m.rep.Advice = "the old master is gone: fix or restart the new one; there is nothing to roll back to"
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("commit")
+		}
+		return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
+	}
+	m.mustRecord(EvCommitted, fmt.Sprintf("new master %s", newID))
+	m.step("commit", "old master %d is gone; %s names new master %d%s", oldID.PID, m.opts.Pidfile, newID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// removeIfNames removes path if it still names pid.
+func removeIfNames(path string, pid int, read func(string) (int, error)) error {
+	got, err := read(path)
+	if err != nil || got != pid {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale %s: %w", path, err)
+	}
+	return nil
+}

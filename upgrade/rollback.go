@@ -1,0 +1,359 @@
+package upgrade
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/batonhq/baton/procs"
+)
+
+// Rollback undoes an upgrade in any state from Spawning to Drained, or one
+// left Inconsistent while the old master lives: the old workers come back,
+// the new master stops and the pid file names the old master again. A
+// failure wraps ErrInconsistent.
+func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
+	return m.command(ctx, "rollback", m.rollbackVerb)
+}
+
+// rollbackVerb is Rollback's body, run by command.
+func (m *Machine) rollbackVerb(ctx context.Context, v Verdict) error {
+	if v.State == RolledBack && m.was == RollingBack {
+		// Interrupted half-way: the masters finished it (the old master
+		// took its pid file back when the new one exited).
+		return m.finished(ctx, "the new master is gone and the old one serves")
+	}
+	if _, err := Next(v.State, EvRollback); err != nil {
+		m.rep.Advice = v.Advice
+		return fmt.Errorf("%w: %w", ErrBadInput, err)
+	}
+	if v.Old == nil {
+		return fmt.Errorf("%w: %w: the old master is gone%s", ErrBadInput, &TransitionError{From: v.State, Event: EvRollback}, prefixed(": ", strings.Join(v.Findings, "; ")))
+	}
+	m.adopt(v)
+	if v.New == nil && (m.j.New == v.Old.ID || m.j.New.PID == 0) {
+		m.j.New = procs.Identity{}
+	}
+	// A rollback finishes whatever interrupts it, but a second (Hard).
+	rctx, cancel := m.detached(ctx)
+	defer cancel()
+	if err := m.rollback(rctx, "requested"); err != nil {
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("rollback")
+		}
+		return fmt.Errorf("%w: rollback: %w", ErrInconsistent, err)
+	}
+	return nil
+}
+
+// rollback brings the old master's workers back, stops the new master and
+// restores the pid file: the steps of a rollbackPlan, in order. A failed
+// step is recorded as a break and ends the rollback.
+func (m *Machine) rollback(ctx context.Context, why string) error {
+	if err := m.record(EvRollback, 0, why); err != nil {
+		m.warn("%v", err)
+	}
+	p := m.planRollback()
+	for _, step := range []func(context.Context) error{
+		p.restoreWorkers, // 1. the old master's workers come back
+		p.stopNew,        // 2. the new master goes, with its workers
+		p.sweep,          // 2b. and whatever else of its generation holds the listeners
+		p.restorePidfile, // 3. the pid file names the old master again
+		p.checkOld,       // 4. the old generation passes the checks
+	} {
+		if err := step(ctx); err != nil {
+			m.mustRecord(EvBreak, err.Error())
+			return err
+		}
+	}
+	m.mustRecord(EvRolledBack, why)
+	m.step("rollback", "%s names old master %d, which serves alone%s", m.opts.Pidfile, p.oldID.PID, checksSuffix(len(m.opts.Checks)))
+	return nil
+}
+
+// rollbackPlan is what one rollback works from, taken from the journal.
+type rollbackPlan struct {
+	m            *Machine
+	oldID, newID procs.Identity
+	want         int // the old master's workers wanted back
+	// drained are the workers told to drain (none when no drain was sent).
+	// They may still be finishing: they count only up to keep, the number
+	// the drain left (a flavor's floor, or all when the master ignored it).
+	// Any other worker is new: respawned by the master itself (nginx does
+	// when its new master dies) or by us.
+	drained []procs.Identity
+	keep    int
+	// restoreAt: until then the old master may restore its pid file itself.
+	restoreAt  time.Time
+	restoreErr error // the last failed restore of the pid file
+}
+
+func (m *Machine) planRollback() *rollbackPlan {
+	p := &rollbackPlan{m: m, oldID: m.j.Old, newID: m.j.New, want: max(m.j.Workers, 1)}
+	if m.j.OldWorkers > 0 {
+		p.want = m.j.OldWorkers
+	}
+	if m.j.drainSent() {
+		p.drained = m.j.DrainedWorkers
+		p.keep = min(m.j.DrainedTo, len(p.drained))
+	}
+	return p
+}
+
+// oldMaster observes the old master, failing when it is gone.
+func (p *rollbackPlan) oldMaster() (*MasterObs, error) {
+	m := p.m
+	st, ok := m.running(p.oldID)
+	if !ok {
+		return nil, fmt.Errorf("the old master %s is gone", p.oldID)
+	}
+	o := m.observe()
+	for _, f := range []PidObs{o.Main, o.Aside} {
+		if f.Master != nil && f.Master.ID == p.oldID {
+			return f.Master, nil
+		}
+	}
+	// Not named by any pid file (e.g. gone from both): look directly.
+	return m.master(st, []int{p.newID.PID}), nil
+}
+
+// have counts the old master's workers: new ones, and drained ones up to keep.
+func (p *rollbackPlan) have(mo *MasterObs) int {
+	fresh, old := 0, 0
+	for _, id := range p.m.workerIDs(mo.Workers) {
+		if slices.Contains(p.drained, id) {
+			old++
+		} else {
+			fresh++
+		}
+	}
+	return fresh + min(old, p.keep)
+}
+
+// restoreWorkers brings the old master's workers back (Respawn). The
+// checks wait for the new master to be gone: until then they may reach its
+// workers through the shared listeners.
+func (p *rollbackPlan) restoreWorkers(ctx context.Context) error {
+	m, fl := p.m, p.m.flavor
+	mo, err := p.oldMaster()
+	if err != nil {
+		return err
+	}
+	n := p.have(mo)
+	if n < p.want && fl.CountsDraining && len(p.drained) > p.keep {
+		// The master still counts the workers finishing their requests, and
+		// replaces each one when it exits if its target was not lowered
+		// for it: how many Respawn must add is known once they are gone.
+		if p.keep, err = m.awaitDrained(ctx, p.oldID, p.drained, p.keep); err != nil {
+			return err
+		}
+		if mo, err = p.oldMaster(); err != nil {
+			return err
+		}
+		n = p.have(mo)
+	}
+	if n < p.want {
+		if err := p.respawn(ctx, n); err != nil {
+			return err
+		}
+	}
+	m.step("rollback", "old master %d has its workers back", p.oldID.PID)
+	return nil
+}
+
+// respawn sends Respawn until the old master has its workers: once, or
+// once per missing worker where the flavor's Respawn adds one.
+func (p *rollbackPlan) respawn(ctx context.Context, n int) error {
+	m, fl := p.m, p.m.flavor
+	count, how := 1, "once"
+	if fl.RespawnAdds {
+		count, how = p.want-n, "once per missing worker"
+	}
+	m.step("rollback", "sending %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, how, n, p.want)
+	sent := 0
+	step := nudger{now: m.sys.Now}
+	return waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
+		mo, err := p.oldMaster()
+		if err != nil {
+			return false, "", err
+		}
+		n := p.have(mo)
+		if n >= p.want {
+			if fl.StatusFile && (mo.Status == nil || !mo.Status.Ready) {
+				return false, fmt.Sprintf("old master %d's status does not say ready", p.oldID.PID), nil
+			}
+			return true, "", nil
+		}
+		if sent < count || fl.RespawnAdds {
+			if err := step.nudge(n, func() error { sent++; return m.signal(p.oldID, fl.Respawn) }); err != nil {
+				return false, "", fmt.Errorf("respawn: %w", err)
+			}
+		}
+		return false, fmt.Sprintf("old master %d has %d of %d workers (drained %d: %v)", p.oldID.PID, n, p.want, len(p.drained), p.drained), nil
+	})
+}
+
+// stopNew stops the new master and its workers. One that never wrote its
+// pid file is found as the old master's child.
+func (p *rollbackPlan) stopNew(ctx context.Context) error {
+	m, fl := p.m, p.m.flavor
+	if p.newID.PID == 0 {
+		if st, ok := m.running(p.oldID); ok {
+			if kids := m.master(st, nil).ChildMasters; len(kids) > 0 {
+				if cst, err := m.sys.Info(kids[0]); err == nil {
+					p.newID = cst.Identity()
+					m.j.New = p.newID
+				}
+			}
+		}
+	}
+	if p.newID.PID == 0 {
+		return nil
+	}
+	var workers []procs.Identity
+	if st, ok := m.running(p.newID); ok {
+		workers = m.workerIDs(m.master(st, []int{p.oldID.PID}).Workers)
+	}
+	m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", p.newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
+	if err := m.stop(ctx, p.newID, workers); err != nil {
+		return fmt.Errorf("stop the new master: %w", err)
+	}
+	if fl.RestoresPidfile {
+		// Give the old master the chance to restore its pid file itself
+		// (it does when it reaps the new one); inotify wakes the wait.
+		p.restoreAt = m.sys.Now().Add(min(m.opts.StopTimeout/2, restoreGrace))
+	}
+	return nil
+}
+
+// sweep stops whatever else still holds the listeners and is not the old
+// master's: workers orphaned by a new master that was killed (nginx's keep
+// serving) are left of the new generation.
+func (p *rollbackPlan) sweep(ctx context.Context) error {
+	return p.m.sweep(ctx, p.oldID)
+}
+
+// restorePidfile waits until the pid file names the old master again and
+// no aside is left, restoring it from the aside when the old master does
+// not (in time).
+func (p *rollbackPlan) restorePidfile(ctx context.Context) error {
+	err := waitFor(ctx, p.m.opts.StopTimeout, p.m.wake, func() (bool, string, error) {
+		return p.probePidfile(p.m.observe())
+	})
+	if err != nil && p.restoreErr != nil {
+		err = fmt.Errorf("%w (last restore attempt: %w)", err, p.restoreErr)
+	}
+	return err
+}
+
+// probePidfile is one look of restorePidfile.
+func (p *rollbackPlan) probePidfile(o Observation) (bool, string, error) {
+	m, oldID := p.m, p.oldID
+	if o.Main.Master != nil && o.Main.Master.ID == oldID {
+		if o.Aside.Exists && (o.Aside.Master == nil || o.Aside.PID == oldID.PID) {
+			if err := removeIfNames(o.Aside.Path, p.newID.PID, m.sys.ReadPid); err != nil {
+				return false, "", err
+			}
+			if err := removeIfNames(o.Aside.Path, oldID.PID, m.sys.ReadPid); err != nil {
+				return false, "", err
+			}
+		}
+		if o.Aside.Exists {
+			return false, fmt.Sprintf("%s still exists", o.Aside.Path), nil
+		}
+		return true, "", nil
+	}
+	if !m.flavor.AsideHoldsNew && o.Aside.Master != nil && o.Aside.Master.ID == oldID && o.Main.Master == nil {
+		if m.sys.Now().Before(p.restoreAt) {
+			return false, "waiting for the old master to restore " + m.opts.Pidfile, nil
+		}
+		if err := m.sys.RestoreOldbin(m.opts.Pidfile); err != nil {
+			// The master may have won the race to the rename: re-read.
+			p.restoreErr = err
+			return false, fmt.Sprintf("restore %s: %v", m.opts.Pidfile, err), nil
+		}
+		m.step("rollback", "restored %s from %s", m.opts.Pidfile, o.Aside.Path)
+		return false, "re-reading", nil
+	}
+	return false, fmt.Sprintf("%s does not name the old master %d yet", m.opts.Pidfile, oldID.PID), nil
+}
+
+// checkOld runs the checks against the old generation, alone again.
+func (p *rollbackPlan) checkOld(ctx context.Context) error {
+	if err := p.m.checkAll(ctx); err != nil {
+		return fmt.Errorf("the old generation is not healthy: %w", err)
+	}
+	return nil
+}
+
+// awaitDrained waits up to DrainTimeout, woken by their exits, until at
+// most keep of the workers told to drain still run (a master that counts
+// them, CountsDraining, replaces one that exits when its target was not
+// lowered for it, and Respawn spawns nothing while one still runs). It
+// returns how many of them to count as the master's: keep, or all that
+// still run when the time is up, which are there to stay.
+func (m *Machine) awaitDrained(ctx context.Context, oldID procs.Identity, drained []procs.Identity, keep int) (int, error) {
+	alive := func() int {
+		n := 0
+		for _, id := range drained {
+			if m.anyAlive([]procs.Identity{id}) {
+				n++
+			}
+		}
+		return n
+	}
+	left := alive()
+	if left <= keep {
+		return keep, nil
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wake := m.wakeOnExit(wctx, drained)
+	m.step("rollback", "waiting up to %v for %d old worker(s) told to drain to exit: %s counts them until they do", m.opts.DrainTimeout, left-keep, m.flavor.Name)
+	err := waitFor(ctx, m.opts.DrainTimeout, wake, func() (bool, string, error) {
+		if !m.runs(oldID) {
+			return false, "", fmt.Errorf("the old master %s is gone", oldID)
+		}
+		if left = alive(); left <= keep {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("%d old workers told to drain still run", left), nil
+	})
+	if errors.Is(err, ErrTimeout) {
+		m.warn("%d old worker(s) told to drain still run after %v: counted as staying", left, m.opts.DrainTimeout)
+		return left, nil
+	}
+	return keep, err
+}
+
+// nudgeEvery is how long a one-worker signal (TTOU, TTIN) may take effect
+// before it is sent again: standard signals do not queue, so a second one
+// sent while the first is pending is lost.
+const nudgeEvery = time.Second
+
+// nudger sends a one-worker signal after the previous one took effect (the
+// count moved) or after nudgeEvery.
+type nudger struct {
+	now  func() time.Time
+	sent bool
+	n    int // the count when last sent
+	at   time.Time
+}
+
+func (s *nudger) nudge(n int, send func() error) error {
+	if s.sent && n == s.n && s.now().Sub(s.at) < nudgeEvery {
+		return nil
+	}
+	if err := send(); err != nil {
+		return err
+	}
+	s.sent, s.n, s.at = true, n, s.now()
+	return nil
+}
+
+// restoreGrace is the longest baton waits for an old master that restores
+// its pid file itself before doing it (Options.StopTimeout/2 if shorter).
+const restoreGrace = 2 * time.Second
