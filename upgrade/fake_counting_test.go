@@ -41,6 +41,15 @@ func (f *fakeSys) countingSignal(pid int, sig syscall.Signal) {
 			f.stopWorker(pid, w)
 		}
 	case syscall.SIGTTIN:
+		if f.ttinDelay > 0 {
+			time.AfterFunc(f.ttinDelay, func() {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				f.target[pid]++
+				f.maintain(pid)
+			})
+			return
+		}
 		f.target[pid]++
 	case syscall.SIGTTOU:
 		if f.target[pid] > 0 {
@@ -144,4 +153,55 @@ func TestFakeRollbackAfterKilledDrain(t *testing.T) {
 			t.Errorf("old master %d has %d workers (target %d) after the rollback, want 2 as before the upgrade; signals %v", old, got, target, f.log)
 		}
 	})
+}
+
+// TestFakeRespawnNeverOvershoots: TTIN adds a worker each, so a rollback
+// that re-sends one that is merely slow, or that does not know of one a
+// killed orchestrator sent, leaves the old master with too many workers
+// (seen with gunicorn on a loaded machine: three instead of two).
+func TestFakeRespawnNeverOvershoots(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		delay  time.Duration // TTIN takes effect this late
+		orphan bool          // a killed rollback sent one TTIN before
+	}{
+		{name: "slow-master", delay: 1500 * time.Millisecond},
+		{name: "resumed-after-a-killed-rollback", delay: 2500 * time.Millisecond, orphan: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newCountingFakeSys(t)
+				old := f.pidOf(t)
+				if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+					t.Fatalf("start: %v", err)
+				}
+				f.ttinDelay = tc.delay
+				if tc.orphan {
+					j, err := ReadJournal(JournalPath(f.pidfile))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if err := j.record(time.Now(), 1, EvRollback, 0, "killed"); err != nil {
+						t.Fatal(err)
+					}
+					j.Respawned, j.RespawnBase = 1, 0
+					if err := WriteJournal(JournalPath(f.pidfile), j); err != nil {
+						t.Fatal(err)
+					}
+					f.signal(old, syscall.SIGTTIN)
+				}
+				rep, err := fakeMachine(t, f).Rollback(t.Context())
+				if err != nil || rep.State != RolledBack {
+					t.Fatalf("rollback: %v, state %s", err, rep.State)
+				}
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				if got, target := len(f.workersOf(old)), f.target[old]; got != 2 || target != 2 {
+					t.Errorf("old master has %d workers (target %d) after the rollback, want 2; signals %v", got, target, f.log)
+				}
+			})
+		})
+	}
 }

@@ -44,6 +44,9 @@ type fakeSys struct {
 	// (nginx handles it at its next sigsuspend; unicorn and gunicorn queue
 	// it for their main loop).
 	upgradeDelay time.Duration
+	// ttinDelay: a counting master acts on TTIN this long after it is sent
+	// (a slow fork on a loaded machine).
+	ttinDelay time.Duration
 
 	// target, when set, makes masters unicorn-like (fake_counting_test.go):
 	// pid → worker_processes; busy: workers that finish a request this long

@@ -32,6 +32,12 @@ type Journal struct {
 	DrainedTo    int  `json:"drained_to"`  // old workers the drain left (a flavor's floor)
 	// DrainedWorkers are the old workers told to drain.
 	DrainedWorkers []procs.Identity `json:"drained_workers,omitempty"`
+	// Respawned counts the Respawn signals a rollback sent where each adds
+	// a worker (RespawnAdds), and RespawnBase the count they add to: an
+	// orchestrator resuming a killed rollback counts those still on their
+	// way instead of sending more.
+	Respawned   int `json:"respawned,omitempty"`
+	RespawnBase int `json:"respawn_base,omitempty"`
 	Started        time.Time        `json:"started"`
 	Updated        time.Time        `json:"updated"`
 	Transitions    []Transition     `json:"transitions"`

@@ -164,15 +164,60 @@ func (p *rollbackPlan) restoreWorkers(ctx context.Context) error {
 	return nil
 }
 
-// respawn sends Respawn until the old master has its workers: once, or
-// once per missing worker where the flavor's Respawn adds one.
+// respawn sends Respawn until the old master has its workers back. Where
+// the flavor's Respawn adds one worker (RespawnAdds), it sends one at a
+// time and the next only once the last took effect, so none is lost to a
+// signal still pending and none is sent twice; the signals sent are
+// journaled, so an orchestrator resuming a killed rollback waits for
+// those still on their way. A count above the target (a Respawn acting
+// late) is taken back with DrainStep, and the count must hold for
+// nudgeEvery after the last signal.
 func (p *rollbackPlan) respawn(ctx context.Context, n int) error {
 	m, fl := p.m, p.m.flavor
-	count, how := 1, "once"
-	if fl.RespawnAdds {
-		count, how = p.want-n, "once per missing worker"
+	if !fl.RespawnAdds {
+		return p.respawnOnce(ctx, n)
 	}
-	m.step("rollback", "sending %s to old master %d (%s): %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, how, n, p.want)
+	if m.j.Respawned == 0 {
+		m.j.RespawnBase = n
+	}
+	m.step("rollback", "sending %s to old master %d once per missing worker: %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, n, p.want)
+	var last time.Time
+	return waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
+		mo, err := p.oldMaster()
+		if err != nil {
+			return false, "", err
+		}
+		n := p.have(mo)
+		expect := m.j.RespawnBase + m.j.Respawned
+		switch {
+		case n < p.want && n >= expect:
+			m.j.Respawned++
+			if err := m.saveJournal(); err != nil {
+				m.warn("journal: %v", err)
+			}
+			last = m.sys.Now()
+			if err := m.signal(p.oldID, fl.Respawn); err != nil {
+				return false, "", fmt.Errorf("respawn: %w", err)
+			}
+		case n > p.want && fl.DrainStep != 0 && m.sys.Now().Sub(last) >= nudgeEvery:
+			m.j.RespawnBase--
+			last = m.sys.Now()
+			if err := m.signal(p.oldID, fl.DrainStep); err != nil {
+				return false, "", fmt.Errorf("%s: %w", SignalName(fl.DrainStep), err)
+			}
+		case n == p.want && n >= expect && m.sys.Now().Sub(last) >= nudgeEvery:
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("old master %d has %d of %d workers, %d %s on their way (drained %d: %v)", p.oldID.PID, n, p.want, max(expect-n, 0), SignalName(fl.Respawn), len(p.drained), p.drained), nil
+	})
+}
+
+// respawnOnce sends Respawn (HUP: a whole generation) until the old master
+// has its workers and, with a status file, says it is ready; again after
+// nudgeEvery when it did not take effect.
+func (p *rollbackPlan) respawnOnce(ctx context.Context, n int) error {
+	m, fl := p.m, p.m.flavor
+	m.step("rollback", "sending %s to old master %d (once): %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, n, p.want)
 	sent := 0
 	step := nudger{now: m.sys.Now}
 	return waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
@@ -187,7 +232,7 @@ func (p *rollbackPlan) respawn(ctx context.Context, n int) error {
 			}
 			return true, "", nil
 		}
-		if sent < count || fl.RespawnAdds {
+		if sent < 1 {
 			if err := step.nudge(n, func() error { sent++; return m.signal(p.oldID, fl.Respawn) }); err != nil {
 				return false, "", fmt.Errorf("respawn: %w", err)
 			}
