@@ -36,11 +36,11 @@ type Journal struct {
 	// a worker (RespawnAdds), and RespawnBase the count they add to: an
 	// orchestrator resuming a killed rollback counts those still on their
 	// way instead of sending more.
-	Respawned   int `json:"respawned,omitempty"`
-	RespawnBase int `json:"respawn_base,omitempty"`
-	Started        time.Time        `json:"started"`
-	Updated        time.Time        `json:"updated"`
-	Transitions    []Transition     `json:"transitions"`
+	Respawned   int          `json:"respawned,omitempty"`
+	RespawnBase int          `json:"respawn_base,omitempty"`
+	Started     time.Time    `json:"started"`
+	Updated     time.Time    `json:"updated"`
+	Transitions []Transition `json:"transitions"`
 }
 
 // Transition is one recorded step.
