@@ -12,6 +12,7 @@ import (
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // Process is one master or worker, pinned by identity. *procs.Process is
@@ -43,7 +44,7 @@ type System struct {
 	// Facts tells what Flavor.DrainIgnored needs.
 	Facts func(pid int) MasterFacts
 	// ReadStatus reads a baton master's status file.
-	ReadStatus func(path string) (MasterStatus, error)
+	ReadStatus func(path string) (statusfile.Master, error)
 	// Run runs a preflight command with sh -c, returning its combined output.
 	Run func(ctx context.Context, cmd string) ([]byte, error)
 	// Watch returns a channel that receives when something in dir changes
@@ -83,7 +84,7 @@ func (s *System) fill() {
 		s.Facts = readFacts
 	}
 	if s.ReadStatus == nil {
-		s.ReadStatus = ReadStatus
+		s.ReadStatus = statusfile.Read
 	}
 	if s.Run == nil {
 		s.Run = runShell
