@@ -70,3 +70,19 @@ func BenchmarkOpenSignalClose(b *testing.B) {
 		p.Close()
 	}
 }
+
+// BenchmarkSocketHolders scans every process's descriptors for one socket:
+// its cost grows with the machine's process and descriptor counts.
+func BenchmarkSocketHolders(b *testing.B) {
+	h := startHelper(b, "listen", helperOpts{}, filepath.Join(b.TempDir(), "s.sock"))
+	ls, err := Listeners(h.cmd.Process.Pid)
+	if err != nil || len(ls) == 0 {
+		b.Fatal(ls, err)
+	}
+	for b.Loop() {
+		ids, err := SocketHolders([]uint64{ls[0].Inode})
+		if err != nil || len(ids) != 2 {
+			b.Fatal(ids, err)
+		}
+	}
+}

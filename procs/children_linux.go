@@ -16,16 +16,12 @@ func children(pid int) ([]Stat, error) {
 	}
 	// /proc/PID/task/TID/children would be cheaper but lists only children
 	// of that one thread and needs CONFIG_PROC_CHILDREN; scan every process.
-	entries, err := os.ReadDir("/proc")
+	pids, err := allPIDs()
 	if err != nil {
 		return nil, fmt.Errorf("procs: children of %d: %w", pid, err)
 	}
 	var out []Stat
-	for _, e := range entries {
-		n, ok := parseDecimal(e.Name())
-		if !ok || n <= 0 {
-			continue // not a process: "self", "net", "sys", ...
-		}
+	for _, n := range pids {
 		st, err := readStat(n)
 		if errors.Is(err, ErrGone) {
 			continue // exited since the directory was read
@@ -54,4 +50,26 @@ func children(pid int) ([]Stat, error) {
 		return cmp.Or(cmp.Compare(a.Start, b.Start), cmp.Compare(a.PID, b.PID))
 	})
 	return out, nil
+}
+
+// allPIDs lists the processes in /proc, in ascending order. Some may be
+// gone by the time the caller looks at them.
+func allPIDs() ([]int, error) {
+	f, err := os.Open("/proc")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, name := range names {
+		if pid, ok := parseDecimal(name); ok && pid > 0 {
+			pids = append(pids, pid) // not "self", "net", "sys", ...
+		}
+	}
+	slices.Sort(pids)
+	return pids, nil
 }

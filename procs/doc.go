@@ -59,7 +59,15 @@
 // TCP sockets come from sock_diag(7) netlink (as ss(8) gets them), filtered
 // by the kernel: /proc/net/tcp lists every TIME_WAIT socket too and takes
 // ~0.1s to generate on a busy machine. The /proc tables are streamed and left
-// as soon as every socket of the process was found.
+// as soon as every socket of the process was found. [SocketHolders] goes the
+// other way, from socket inodes to every process holding one, by reading the
+// descriptors of every process.
+//
+// # Environment and descriptors
+//
+// [Environ] and [FDTarget] take an [Identity], not a pid: they read through
+// the /proc/PID directory only after checking its start time, so what they
+// return belongs to that process or they fail with ErrReused or ErrGone.
 //
 // # Pitfalls
 //
@@ -73,8 +81,12 @@
 //     whose main thread sleeps reads 'S' while other threads run.
 //   - pidfd_send_signal(2) and kill(2) succeed on a zombie; Signal checks for
 //     exit first and reports ErrGone.
-//   - Reading another user's /proc/PID/exe, cwd or fd needs CAP_SYS_PTRACE:
-//     Info leaves Exe and Cwd empty then, Listeners returns a permission error.
+//   - Reading another user's /proc/PID/exe, cwd, fd or environ needs
+//     CAP_SYS_PTRACE: Info leaves Exe and Cwd empty then, Listeners, Environ
+//     and FDTarget return a permission error, SocketHolders skips the process.
+//   - /proc/PID/environ is the memory the environment was passed in at
+//     execve(2): later setenv(3) calls do not show, and a title written over
+//     argv (nginx does) may run on over it.
 //   - tcp addresses in /proc/net are 32-bit words in host byte order
 //     (127.0.0.1 reads "0100007F" on x86); a unix socket path containing a
 //     newline spills onto the next line of /proc/net/unix and is cut there.

@@ -9,8 +9,9 @@ import (
 
 var (
 	// ErrGone reports a process that has exited (a zombie counts as exited).
-	// Errors wrapping it from Info, StartTime, Children, Listeners and Open
-	// also match fs.ErrNotExist, so StartTime fits pidfile.Probe.
+	// Errors wrapping it from Info, StartTime, Children, Listeners, Environ,
+	// FDTarget and Open also match fs.ErrNotExist, so StartTime fits
+	// pidfile.Probe.
 	ErrGone = errors.New("procs: process is gone")
 	// ErrReused reports a pid that now belongs to a different process than the
 	// identity that was asked for.

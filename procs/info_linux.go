@@ -41,6 +41,29 @@ func openProcDir(pid int) (procDir, error) {
 
 func (d procDir) close() { unix.Close(d.fd) }
 
+// openIdentityDir opens /proc/PID of id: an error wrapping ErrGone when id
+// has exited or is a zombie, ErrReused when its pid belongs to another
+// process now. What is read through the directory afterwards is id's or
+// fails.
+func openIdentityDir(id Identity) (procDir, error) {
+	d, err := openProcDir(id.PID)
+	if err != nil {
+		return procDir{}, err
+	}
+	st, err := d.stat()
+	if err == nil && st.Zombie() {
+		err = &goneError{pid: id.PID, zombie: true}
+	}
+	if err == nil {
+		err = sameIdentity(st, id)
+	}
+	if err != nil {
+		d.close()
+		return procDir{}, err
+	}
+	return d, nil
+}
+
 func (d procDir) path(name string) string { return d.name + "/" + name }
 
 // sub opens the directory name below d.

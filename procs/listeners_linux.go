@@ -20,38 +20,9 @@ func listeners(pid int) ([]Listener, error) {
 	if err := stillLive(d); err != nil {
 		return nil, err
 	}
-	fdDir, err := d.sub("fd")
+	socks, err := d.sockets()
 	if err != nil {
 		return nil, err
-	}
-	defer fdDir.close()
-	names, err := fdDir.names()
-	if err != nil {
-		return nil, err
-	}
-	type sock struct {
-		fd    int
-		inode uint64
-	}
-	var socks []sock
-	for _, name := range names {
-		fd, ok := parseDecimal(name)
-		if !ok {
-			continue
-		}
-		link, err := fdDir.readlink(name)
-		if errors.Is(err, ErrGone) {
-			// ENOENT: the descriptor was closed since the directory was
-			// read; the process itself may be gone, which the table reads
-			// below notice.
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if inode, ok := socketInode(link); ok {
-			socks = append(socks, sock{fd: fd, inode: inode})
-		}
 	}
 	if len(socks) == 0 {
 		return nil, stillLive(d)

@@ -50,7 +50,8 @@ var helpers = map[string]helper{
 	// 127.0.0.1 listener to a sleep helper as fd 3 and prints "child PID".
 	"listen": {run: helperListen, spawns: []string{"sleep"}},
 	// probe PID, run as an unprivileged user, prints what it may see of
-	// PID: "exe= cwd= uid= args=N listeners=ERR signal=ERR".
+	// PID: "exe= cwd= uid= args=N listeners=ERR signal=ERR environ=ERR fd=ERR"
+	// (ERR: whether the error is a permission error).
 	"probe": {run: helperProbe},
 }
 
@@ -157,7 +158,8 @@ type helperOpts struct {
 	path       string // program to run; default the test binary
 	dir        string
 	extraFiles []*os.File
-	uid        *uint32 // run as this user (and group) instead
+	uid        *uint32  // run as this user (and group) instead
+	env        []string // added to the helper's environment
 }
 
 var testExe = func() string {
@@ -181,7 +183,7 @@ func startHelper(t testing.TB, name string, opts helperOpts, args ...string) *he
 		path = testExe
 	}
 	cmd := exec.CommandContext(testContext(t), path, args...)
-	cmd.Env = helperEnv(name)
+	cmd.Env = append(helperEnv(name), opts.env...)
 	cmd.Dir = opts.dir
 	cmd.ExtraFiles = opts.extraFiles
 	cmd.Stderr = os.Stderr
@@ -388,7 +390,10 @@ func helperProbe(args []string) error {
 	}
 	defer p.Close()
 	serr := p.Signal(0)
-	fmt.Printf("exe=%q cwd=%q uid=%d args=%d listeners=%v signal=%v\n",
-		st.Exe, st.Cwd, st.UID, len(st.Cmdline), errors.Is(lerr, fs.ErrPermission), errors.Is(serr, fs.ErrPermission))
+	_, eerr := Environ(st.Identity())
+	_, ferr := FDTarget(st.Identity(), 0)
+	fmt.Printf("exe=%q cwd=%q uid=%d args=%d listeners=%v signal=%v environ=%v fd=%v\n",
+		st.Exe, st.Cwd, st.UID, len(st.Cmdline), errors.Is(lerr, fs.ErrPermission), errors.Is(serr, fs.ErrPermission),
+		errors.Is(eerr, fs.ErrPermission), errors.Is(ferr, fs.ErrPermission))
 	return nil
 }

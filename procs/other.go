@@ -24,6 +24,11 @@ func children(int) ([]Stat, error)            { return nil, errUnsupported("chil
 func listeners(int) ([]Listener, error)       { return nil, errUnsupported("listeners") }
 func open(int) (*Process, error)              { return nil, errUnsupported("open") }
 func openIdentity(Identity) (*Process, error) { return nil, errUnsupported("open") }
+func environ(Identity) ([]string, error)      { return nil, errUnsupported("environ") }
+func fdTarget(Identity, int) (string, error)  { return "", errUnsupported("fd") }
+func socketHolders([]uint64) ([]Identity, error) {
+	return nil, errUnsupported("socket holders")
+}
 
 func (p *Process) closeFD() error { return nil }
 func (p *Process) signal(sig syscall.Signal) error {

@@ -79,6 +79,12 @@ func checkIdentity(id Identity) error {
 	if err != nil {
 		return err
 	}
+	return sameIdentity(st, id)
+}
+
+// sameIdentity reports an error wrapping ErrReused (and ErrGone: the process
+// asked for no longer exists) when st, read at id's pid, is another process.
+func sameIdentity(st Stat, id Identity) error {
 	if st.Start != id.Start {
 		return fmt.Errorf("procs: pid %d now started at tick %d, not %v: %w (%w)", id.PID, st.Start, id, ErrReused, ErrGone)
 	}

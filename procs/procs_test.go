@@ -193,6 +193,10 @@ func TestZombieIsGone(t *testing.T) {
 	wantGone(t, "Children", err)
 	_, err = Listeners(z)
 	wantGone(t, "Listeners", err)
+	_, err = Environ(st.Identity())
+	wantGone(t, "Environ", err)
+	_, err = FDTarget(st.Identity(), 0)
+	wantGone(t, "FDTarget", err)
 	kids, err := Children(h.cmd.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +229,10 @@ func TestGonePid(t *testing.T) {
 	wantGone(t, "Listeners", err)
 	_, err = Children(pid)
 	wantGone(t, "Children", err)
+	_, err = Environ(Identity{PID: pid})
+	wantGone(t, "Environ", err)
+	_, err = FDTarget(Identity{PID: pid}, 0)
+	wantGone(t, "FDTarget", err)
 	for _, bad := range []int{0, -1} {
 		if _, err := Info(bad); err == nil {
 			t.Errorf("Info(%d) succeeded", bad)
@@ -444,8 +452,8 @@ func TestChildren(t *testing.T) {
 }
 
 // What an unprivileged user sees of root's process: the command line and uid,
-// but not exe, cwd or descriptors (ptrace access mode, proc(5)), and no
-// permission to signal.
+// but not exe, cwd, environment or descriptors (ptrace access mode, proc(5)),
+// and no permission to signal.
 func TestUnprivilegedView(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to run a helper as another user")
@@ -467,7 +475,7 @@ func TestUnprivilegedView(t *testing.T) {
 	}
 	nobody := uint32(65534)
 	h := startHelper(t, "probe", helperOpts{path: exe, dir: "/", uid: &nobody}, strconv.Itoa(os.Getpid()))
-	want := fmt.Sprintf(`exe="" cwd="" uid=0 args=%d listeners=true signal=true`, len(os.Args))
+	want := fmt.Sprintf(`exe="" cwd="" uid=0 args=%d listeners=true signal=true environ=true fd=true`, len(os.Args))
 	if len(h.lines) != 1 || h.lines[0] != want {
 		t.Errorf("probe saw %q, want %q", h.lines, want)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // Observation is everything Classify looks at: what the pid files say, who
@@ -71,7 +72,10 @@ type MasterObs struct {
 	Workers      []int            `json:"workers"`
 	ChildMasters []int            `json:"child_masters,omitempty"`
 	Listeners    []procs.Listener `json:"listeners"`
-	Status       *MasterStatus    `json:"status,omitempty"`
+
+	// Status is a baton master's status file; nil for other flavors or
+	// when it cannot be read.
+	Status *statusfile.Master `json:"status,omitempty"`
 }
 
 // Verdict is what Classify concludes.

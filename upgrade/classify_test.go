@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 func mo(pid, ppid, workers int) *MasterObs {
@@ -73,13 +74,13 @@ func TestClassify(t *testing.T) {
 		{name: "gunicorn-drained", o: Observation{AsideHoldsNew: true, DrainFloor: 1, Main: file("app.pid", mo(100, 1, 1)), Aside: file("app.pid.2", nu)}, want: Drained},
 		{name: "gunicorn-promoting", o: Observation{AsideHoldsNew: true, Aside: file("app.pid.2", mo(200, 1, 2)), Journal: journal(Committing)}, want: Committing},
 		{name: "gunicorn-committed", o: Observation{AsideHoldsNew: true, Main: file("app.pid", mo(200, 1, 2)), Journal: journal(Committing)}, want: Committed},
-		{name: "baton-not-ready", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(200, 100, 2); m.Status = &MasterStatus{Ready: false}; return m }()), Aside: file("app.pid.oldbin", old)}, want: Spawning},
+		{name: "baton-not-ready", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(200, 100, 2); m.Status = &statusfile.Master{Ready: false}; return m }()), Aside: file("app.pid.oldbin", old)}, want: Spawning},
 		{name: "signal-pending", o: Observation{Main: file("app.pid", old), Journal: sent(time.Second)}, want: Spawning, finding: "no new master has appeared yet"},
 		{name: "signal-pending-renamed-not-forked", o: Observation{Aside: file("app.pid.oldbin", old), Journal: sent(time.Second)}, want: Spawning, finding: "no new master has appeared yet"},
 		{name: "signal-expired-came-and-went", o: Observation{Main: file("app.pid", old), Journal: sent(UpgradePending)}, want: RolledBack},
 		{name: "child-named-as-new", o: Observation{Main: file("app.pid", oldStarting), Child: nuStarting}, want: Spawning},
 		{name: "old-exiting-after-commit", o: Observation{Main: file("app.pid", nu), Journal: journal(Committing), OldRuns: true}, want: Committing, finding: "still exiting"},
-		{name: "baton-pending", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(100, 1, 2); m.Status = &MasterStatus{UpgradePending: true}; return m }())}, want: Spawning},
+		{name: "baton-pending", o: Observation{Main: file("app.pid", func() *MasterObs { m := mo(100, 1, 2); m.Status = &statusfile.Master{UpgradePending: true}; return m }())}, want: Spawning},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.o.At = t0
@@ -171,7 +172,7 @@ func FuzzClassify(f *testing.F) {
 				m.ChildMasters = []int{pid + 1}
 			}
 			if flags&64 != 0 {
-				m.Status = &MasterStatus{Ready: flags&128 != 0, UpgradePending: flags&32 != 0}
+				m.Status = &statusfile.Master{Ready: flags&128 != 0, UpgradePending: flags&32 != 0}
 			}
 			return m
 		}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // untitledSys is f's system where every master the old master old started
@@ -196,7 +197,7 @@ func TestMasterUntitledChild(t *testing.T) {
 					return []procs.Listener{{Inode: 7, FD: 3, Network: "unix", Addr: "/run/other.sock"}}, nil
 				},
 				Facts:      func(pid int) MasterFacts { return MasterFacts{PID: pid, Environ: tc.env} },
-				ReadStatus: func(string) (MasterStatus, error) { return MasterStatus{}, errors.ErrUnsupported },
+				ReadStatus: func(string) (statusfile.Master, error) { return statusfile.Master{}, errors.ErrUnsupported },
 			}})
 			if err != nil {
 				t.Fatal(err)

@@ -69,7 +69,7 @@ type Flavor struct {
 	// RespawnsWorkers: the old master starts workers again by itself when
 	// the new master dies (nginx).
 	RespawnsWorkers bool
-	// StatusFile: the master publishes a MasterStatus at StatusPath.
+	// StatusFile: the master publishes a statusfile.Master at statusfile.Path.
 	StatusFile bool
 	// UpgradeIgnored says when the master ignores Upgrade, for the message
 	// of a spawn that never starts.

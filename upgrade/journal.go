@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // JournalPath is where the journal of the master with pid file pidfile
@@ -100,9 +101,7 @@ func writeJournal(path string, j *Journal) error {
 	if err != nil {
 		return fmt.Errorf("encode journal %s: %w", path, err)
 	}
-	// writeAtomic (status.go) still prefixes its errors with the package
-	// name; it moves with the status file to package statusfile.
-	return writeAtomic(path, append(data, '\n'))
+	return statusfile.WriteAtomic(path, append(data, '\n'))
 }
 
 // record applies ev to the journal's state through the transition table and

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // reuseSlack is how much later than its pid file a process may have started
@@ -166,7 +167,7 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 		}
 	}
 	if m.flavor.StatusFile {
-		if s, err := m.sys.ReadStatus(StatusPath(m.opts.Pidfile, st.PID)); err == nil {
+		if s, err := m.sys.ReadStatus(statusfile.Path(m.opts.Pidfile, st.PID)); err == nil {
 			mo.Status = &s
 		}
 	}

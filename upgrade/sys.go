@@ -1,17 +1,16 @@
 package upgrade
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // Process is one master or worker, pinned by identity. *procs.Process is
@@ -43,7 +42,7 @@ type System struct {
 	// Facts tells what Flavor.DrainIgnored needs.
 	Facts func(pid int) MasterFacts
 	// ReadStatus reads a baton master's status file.
-	ReadStatus func(path string) (MasterStatus, error)
+	ReadStatus func(path string) (statusfile.Master, error)
 	// Run runs a preflight command with sh -c, returning its combined output.
 	Run func(ctx context.Context, cmd string) ([]byte, error)
 	// Watch returns a channel that receives when something in dir changes
@@ -83,7 +82,7 @@ func (s *System) fill() {
 		s.Facts = readFacts
 	}
 	if s.ReadStatus == nil {
-		s.ReadStatus = ReadStatus
+		s.ReadStatus = statusfile.Read
 	}
 	if s.Run == nil {
 		s.Run = runShell
@@ -99,31 +98,22 @@ func (s *System) fill() {
 	}
 }
 
-// readFacts reads /proc/PID/stat (session), environ and fd 0.
+// readFacts reads what the flavors' drain checks need about pid, all of one
+// process: once procs.Info has pinned its identity, a pid reused meanwhile
+// leaves the rest unset rather than describing another process. What cannot
+// be read is left unset.
 func readFacts(pid int) MasterFacts {
 	f := MasterFacts{PID: pid}
-	dir := "/proc/" + strconv.Itoa(pid) + "/"
-	if b, err := os.ReadFile(dir + "stat"); err == nil {
-		if st, err := procs.ParseStat(b); err == nil {
-			f.Session = st.Session
-		}
+	st, err := procs.Info(pid)
+	if err != nil {
+		return f
 	}
-	if b, err := os.ReadFile(dir + "cmdline"); err == nil {
-		f.Cmdline = strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+	f.Session, f.Cmdline = st.Session, st.Cmdline
+	if env, err := procs.Environ(st.Identity()); err == nil {
+		f.Environ = env
+		f.Inherited = slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, "NGINX=") })
 	}
-	if b, err := os.ReadFile(dir + "environ"); err == nil {
-		for _, kv := range bytes.Split(b, []byte{0}) {
-			if len(kv) > 0 {
-				f.Environ = append(f.Environ, string(kv))
-			}
-		}
-		for _, kv := range f.Environ {
-			if strings.HasPrefix(kv, "NGINX=") {
-				f.Inherited = true
-			}
-		}
-	}
-	if t, err := os.Readlink(dir + "fd/0"); err == nil {
+	if t, err := procs.FDTarget(st.Identity(), 0); err == nil {
 		f.StdinTTY = strings.HasPrefix(t, "/dev/pts/") || strings.HasPrefix(t, "/dev/tty")
 	}
 	return f
@@ -138,33 +128,15 @@ func runShell(ctx context.Context, cmd string) ([]byte, error) {
 	return out, nil
 }
 
-// socketHolders scans /proc/*/fd for "socket:[INODE]" links.
+// socketHolders lists the pids of the processes holding any of the sockets.
 func socketHolders(inodes []uint64) ([]int, error) {
-	want := map[string]bool{}
-	for _, ino := range inodes {
-		want["socket:["+strconv.FormatUint(ino, 10)+"]"] = true
-	}
-	ents, err := os.ReadDir("/proc")
+	ids, err := procs.SocketHolders(inodes)
 	if err != nil {
-		return nil, fmt.Errorf("upgrade: scan /proc: %w", err)
+		return nil, err
 	}
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		dir := "/proc/" + e.Name() + "/fd/"
-		fds, err := os.ReadDir(dir)
-		if err != nil {
-			continue // gone, or not ours to read
-		}
-		for _, fd := range fds {
-			if t, err := os.Readlink(dir + fd.Name()); err == nil && want[t] {
-				pids = append(pids, pid)
-				break
-			}
-		}
+	pids := make([]int, len(ids))
+	for i, id := range ids {
+		pids[i] = id.PID
 	}
 	return pids, nil
 }

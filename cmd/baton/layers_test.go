@@ -7,18 +7,21 @@ import (
 	"testing"
 )
 
-// TestLayers keeps the imports pointing down: cmd → upgrade → pidfile, procs.
+// TestLayers keeps the imports pointing down: cmd → upgrade, upgrade/master →
+// upgrade/statusfile, pidfile, procs; baton's master never imports the
+// orchestrator.
 // Each package may import only the module's packages listed for it, and only
 // cmd/baton may import the CLI library.
 func TestLayers(t *testing.T) {
 	const mod = "github.com/batonhq/baton/"
 	allowed := map[string][]string{
-		"pidfile":        nil,
-		"procs":          nil,
-		"upgrade/load":   nil,
-		"upgrade":        {"pidfile", "procs"},
-		"upgrade/master": {"upgrade", "pidfile", "procs"},
-		demoPackage:      {"upgrade", "upgrade/load", "pidfile", "procs"},
+		"pidfile":            nil,
+		"procs":              nil,
+		"upgrade/load":       nil,
+		"upgrade/statusfile": nil,
+		"upgrade":            {"upgrade/statusfile", "pidfile", "procs"},
+		"upgrade/master":     {"upgrade/statusfile", "pidfile", "procs"},
+		demoPackage:          {"upgrade", "upgrade/load", "upgrade/statusfile", "pidfile", "procs"},
 	}
 	for pkg, ok := range allowed {
 		t.Run(strings.ReplaceAll(pkg, "/", "-"), func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // BenchmarkUpgrade measures one committed upgrade of a two-worker master:
@@ -27,7 +27,7 @@ func BenchmarkUpgrade(b *testing.B) {
 		h.waitReady(nw)
 		h.signal(cur, syscall.SIGWINCH)
 		h.signal(cur, syscall.SIGQUIT)
-		h.waitStatus(nw, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+		h.waitStatus(nw, "committed", func(s statusfile.Master) bool { return !s.UpgradePending && s.Ready })
 		cur = nw
 	}
 	b.StopTimer()
@@ -43,7 +43,7 @@ func BenchmarkReload(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		h.signal(h.pid, syscall.SIGHUP)
-		h.waitStatus(h.pid, "reloaded", func(s upgrade.MasterStatus) bool {
+		h.waitStatus(h.pid, "reloaded", func(s statusfile.Master) bool {
 			return s.Ready && s.Generation == i+2 && len(s.Workers) == 2 && s.Workers[0].Generation == i+2
 		})
 	}

@@ -30,8 +30,8 @@ import (
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
-	"github.com/batonhq/baton/upgrade"
 	"github.com/batonhq/baton/upgrade/master"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // The test binary doubles as the processes the tests drive, selected by its
@@ -441,18 +441,18 @@ func (h *harness) startNoWait() {
 			h.t.Logf("master log:\n%s", data)
 		}
 	})
-	h.waitStatus(h.pid, "a status file", func(upgrade.MasterStatus) bool { return true })
+	h.waitStatus(h.pid, "a status file", func(statusfile.Master) bool { return true })
 }
 
 // statusOf reads the status file of master pid.
-func (h *harness) statusOf(pid int) (upgrade.MasterStatus, error) {
-	return upgrade.ReadStatus(upgrade.StatusPath(h.opts.PIDFile, pid))
+func (h *harness) statusOf(pid int) (statusfile.Master, error) {
+	return statusfile.Read(statusfile.Path(h.opts.PIDFile, pid))
 }
 
 // waitStatus polls the status file of pid until ok accepts it.
-func (h *harness) waitStatus(pid int, what string, ok func(upgrade.MasterStatus) bool) upgrade.MasterStatus {
+func (h *harness) waitStatus(pid int, what string, ok func(statusfile.Master) bool) statusfile.Master {
 	h.t.Helper()
-	var last upgrade.MasterStatus
+	var last statusfile.Master
 	var lastErr error
 	for {
 		s, err := h.statusOf(pid)
@@ -469,9 +469,9 @@ func (h *harness) waitStatus(pid int, what string, ok func(upgrade.MasterStatus)
 }
 
 // waitReady waits for master pid to report a ready generation.
-func (h *harness) waitReady(pid int) upgrade.MasterStatus {
+func (h *harness) waitReady(pid int) statusfile.Master {
 	h.t.Helper()
-	return h.waitStatus(pid, "ready", func(s upgrade.MasterStatus) bool { return s.Ready })
+	return h.waitStatus(pid, "ready", func(s statusfile.Master) bool { return s.Ready })
 }
 
 // waitGone waits until pid has exited (or is a zombie).
@@ -523,7 +523,7 @@ func pidInFile(t testing.TB, path string) int {
 }
 
 // target is the URL (or unix: target) of the master's first listener.
-func target(s upgrade.MasterStatus) string {
+func target(s statusfile.Master) string {
 	l := s.Listeners[0]
 	if l.Network == "unix" {
 		return "unix:" + l.Addr
@@ -532,7 +532,7 @@ func target(s upgrade.MasterStatus) string {
 }
 
 // get fetches path from the first listener of s.
-func (h *harness) get(s upgrade.MasterStatus, path string) string {
+func (h *harness) get(s statusfile.Master, path string) string {
 	h.t.Helper()
 	l := s.Listeners[0]
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
@@ -556,7 +556,7 @@ func (h *harness) get(s upgrade.MasterStatus, path string) string {
 }
 
 // workerPIDs lists the pids of a status's workers in a state.
-func workerPIDs(s upgrade.MasterStatus, state string) []int {
+func workerPIDs(s statusfile.Master, state string) []int {
 	var out []int
 	for _, w := range s.Workers {
 		if w.State == state {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // master is the state of one running master. Everything but post and the
@@ -66,7 +66,7 @@ type master struct {
 
 	events     chan func()
 	done       chan struct{}
-	lastStatus upgrade.MasterStatus
+	lastStatus statusfile.Master
 	statusPath string
 	start      uint64
 
@@ -253,12 +253,12 @@ func (m *master) setUp() error {
 		}
 		m.log.Info("listening", "spec", l.spec.String(), "network", l.network, "addr", l.addr, "inode", l.inode, "source", src)
 	}
-	m.statusPath = upgrade.StatusPath(m.cfg.pidfile, pid)
+	m.statusPath = statusfile.Path(m.cfg.pidfile, pid)
 	if st, err := procs.Info(pid); err == nil {
 		m.start = st.Start
 	}
 	if m.cfg.ready.notify {
-		if m.notify, err = listenNotify(m.statusPath[:len(m.statusPath)-len(".status")]+".notify", pid); err != nil {
+		if m.notify, err = listenNotify(statusfile.NotifyPath(m.cfg.pidfile, pid), pid); err != nil {
 			return err
 		}
 		go m.readNotify(m.notify)
@@ -379,7 +379,7 @@ func (m *master) reload() {
 		return
 	}
 	if m.notify == nil && cfg.ready.notify {
-		ns, err := listenNotify(m.statusPath[:len(m.statusPath)-len(".status")]+".notify", os.Getpid())
+		ns, err := listenNotify(statusfile.NotifyPath(m.cfg.pidfile, os.Getpid()), os.Getpid())
 		if err != nil {
 			m.log.Error("reload: notify socket", "err", err)
 			return

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // Servers nobody here wrote run unchanged under the master and upgrade with
@@ -96,7 +96,7 @@ func TestPeers(t *testing.T) {
 			}
 			lp.progress(h, 20)
 			h.signal(old, syscall.SIGWINCH)
-			h.waitStatus(old, "old workers gone", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+			h.waitStatus(old, "old workers gone", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 			lp.progress(h, 20)
 			h.signal(old, syscall.SIGQUIT)
 			h.waitGone(old)

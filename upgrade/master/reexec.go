@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/batonhq/baton/procs"
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // upgrade starts a new master from the binary on disk (USR2): the pid file
@@ -105,7 +105,7 @@ func (m *master) childExited(cmd *exec.Cmd, err error) {
 	m.syncChildGeneration()
 	m.child, m.childPID = nil, 0
 	// A killed master leaves its status file; it describes nothing now.
-	if err := os.Remove(upgrade.StatusPath(m.cfg.pidfile, pid)); err == nil {
+	if err := os.Remove(statusfile.Path(m.cfg.pidfile, pid)); err == nil {
 		m.log.Info("removed the status file the new master left", "new_master", pid)
 	}
 	if m.stopping {
@@ -172,7 +172,7 @@ func (m *master) syncChildGeneration() {
 	if m.child == nil {
 		return
 	}
-	st, err := upgrade.ReadStatus(upgrade.StatusPath(m.cfg.pidfile, m.childPID))
+	st, err := statusfile.Read(statusfile.Path(m.cfg.pidfile, m.childPID))
 	if err == nil && st.Generation > m.genNum {
 		m.genNum = st.Generation
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/batonhq/baton/pidfile"
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // TestSignals walks one master through every signal of the protocol and
@@ -51,7 +51,7 @@ func TestSignals(t *testing.T) {
 
 	t.Run("TTIN", func(t *testing.T) {
 		h.signal(pid, syscall.SIGTTIN)
-		st = h.waitStatus(pid, "3 ready workers", func(s upgrade.MasterStatus) bool { return s.Ready && len(workerPIDs(s, "ready")) == 3 })
+		st = h.waitStatus(pid, "3 ready workers", func(s statusfile.Master) bool { return s.Ready && len(workerPIDs(s, "ready")) == 3 })
 		if got := children(t, pid); len(got) != 3 {
 			t.Errorf("children %v, want 3", got)
 		}
@@ -60,7 +60,7 @@ func TestSignals(t *testing.T) {
 	t.Run("TTOU", func(t *testing.T) {
 		before := workerPIDs(st, "ready")
 		h.signal(pid, syscall.SIGTTOU)
-		st = h.waitStatus(pid, "2 workers", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 2 && s.Ready })
+		st = h.waitStatus(pid, "2 workers", func(s statusfile.Master) bool { return len(s.Workers) == 2 && s.Ready })
 		h.waitFor("2 children", func() bool { return len(children(t, pid)) == 2 })
 		if after := workerPIDs(st, "ready"); !slices.Equal(after, before[:2]) && !slices.Equal(sorted(after), sorted(before)[:2]) {
 			t.Logf("workers %v -> %v", before, after)
@@ -84,7 +84,7 @@ func TestSignals(t *testing.T) {
 	t.Run("HUP", func(t *testing.T) {
 		old := workerPIDs(st, "ready")
 		h.signal(pid, syscall.SIGHUP)
-		st = h.waitStatus(pid, "generation 2 ready, generation 1 gone", func(s upgrade.MasterStatus) bool {
+		st = h.waitStatus(pid, "generation 2 ready, generation 1 gone", func(s statusfile.Master) bool {
 			return s.Generation == 2 && s.Ready && len(s.Workers) == 2 && s.Workers[0].Generation == 2
 		})
 		for _, w := range old {
@@ -102,7 +102,7 @@ func TestSignals(t *testing.T) {
 	t.Run("WINCH", func(t *testing.T) {
 		old := workerPIDs(st, "ready")
 		h.signal(pid, syscall.SIGWINCH)
-		st = h.waitStatus(pid, "no workers", func(s upgrade.MasterStatus) bool { return s.Draining && len(s.Workers) == 0 && !s.Ready })
+		st = h.waitStatus(pid, "no workers", func(s statusfile.Master) bool { return s.Draining && len(s.Workers) == 0 && !s.Ready })
 		for _, w := range old {
 			h.waitGone(w)
 		}
@@ -116,7 +116,7 @@ func TestSignals(t *testing.T) {
 
 	t.Run("HUP-after-WINCH", func(t *testing.T) {
 		h.signal(pid, syscall.SIGHUP)
-		st = h.waitStatus(pid, "generation 3 ready", func(s upgrade.MasterStatus) bool { return s.Generation == 3 && s.Ready && !s.Draining })
+		st = h.waitStatus(pid, "generation 3 ready", func(s statusfile.Master) bool { return s.Generation == 3 && s.Ready && !s.Draining })
 		if body := h.get(st, "/"); !strings.HasPrefix(body, "gen=3 ") {
 			t.Errorf("answer %q, want generation 3", body)
 		}
@@ -140,7 +140,7 @@ func TestSignals(t *testing.T) {
 		if ns.Listeners[0].Inode != inode || !slices.Equal(listenerInodes(t, newPID), []uint64{inode}) {
 			t.Errorf("new master listens on %v, want the old socket %d", listenerInodes(t, newPID), inode)
 		}
-		os := h.waitStatus(pid, "upgrade pending", func(s upgrade.MasterStatus) bool { return s.UpgradePending })
+		os := h.waitStatus(pid, "upgrade pending", func(s statusfile.Master) bool { return s.UpgradePending })
 		if len(workerPIDs(os, "ready")) != 2 {
 			t.Errorf("old master's workers %v, want 2 still serving", os.Workers)
 		}
@@ -168,7 +168,7 @@ func TestSignals(t *testing.T) {
 
 	t.Run("WINCH-old", func(t *testing.T) {
 		h.signal(pid, syscall.SIGWINCH)
-		h.waitStatus(pid, "old master drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+		h.waitStatus(pid, "old master drained", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 		ns, _ := h.statusOf(newPID)
 		if body := h.get(ns, "/"); !strings.HasPrefix(body, "gen=4 ") {
 			t.Errorf("answer %q, want the new generation 4", body)
@@ -181,13 +181,13 @@ func TestSignals(t *testing.T) {
 		if _, err := os.Stat(pidfile.OldbinPath(h.opts.PIDFile)); !os.IsNotExist(err) {
 			t.Errorf(".oldbin after the old master quit: %v", err)
 		}
-		if _, err := os.Stat(upgrade.StatusPath(h.opts.PIDFile, pid)); !os.IsNotExist(err) {
+		if _, err := os.Stat(statusfile.Path(h.opts.PIDFile, pid)); !os.IsNotExist(err) {
 			t.Errorf("old status file after quit: %v", err)
 		}
 		if got := pidInFile(t, h.opts.PIDFile); got != newPID {
 			t.Errorf("pid file holds %d, want the new master %d", got, newPID)
 		}
-		ns := h.waitStatus(newPID, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+		ns := h.waitStatus(newPID, "committed", func(s statusfile.Master) bool { return !s.UpgradePending && s.Ready })
 		if !slices.Equal(listenerInodes(t, newPID), []uint64{inode}) {
 			t.Errorf("new master listens on %v, want %d", listenerInodes(t, newPID), inode)
 		}
@@ -208,7 +208,7 @@ func TestSignals(t *testing.T) {
 		if _, err := os.Stat(h.opts.PIDFile); !os.IsNotExist(err) {
 			t.Errorf("pid file after the last master quit: %v", err)
 		}
-		if _, err := os.Stat(upgrade.StatusPath(h.opts.PIDFile, newPID)); !os.IsNotExist(err) {
+		if _, err := os.Stat(statusfile.Path(h.opts.PIDFile, newPID)); !os.IsNotExist(err) {
 			t.Errorf("status file after quit: %v", err)
 		}
 		if !h.sd.said(newPID, "STOPPING=1") {
@@ -246,7 +246,7 @@ func TestFastStop(t *testing.T) {
 				h.waitGone(w)
 			}
 			h.waitGone(h.pid)
-			for _, p := range []string{h.opts.PIDFile, upgrade.StatusPath(h.opts.PIDFile, h.pid), sock} {
+			for _, p := range []string{h.opts.PIDFile, statusfile.Path(h.opts.PIDFile, h.pid), sock} {
 				if _, err := os.Stat(p); !os.IsNotExist(err) {
 					t.Errorf("%s after a fast stop: %v", p, err)
 				}

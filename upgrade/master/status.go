@@ -8,12 +8,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // status describes the master as the status file publishes it.
-func (m *master) status() upgrade.MasterStatus {
-	s := upgrade.MasterStatus{
+func (m *master) status() statusfile.Master {
+	s := statusfile.Master{
 		PID:            os.Getpid(),
 		Start:          m.start,
 		Parent:         m.parentPID,
@@ -22,8 +22,8 @@ func (m *master) status() upgrade.MasterStatus {
 		Draining:       m.draining,
 		Binary:         m.binary,
 		Dir:            m.cfg.dir,
-		Workers:        []upgrade.WorkerStatus{},
-		Listeners:      []upgrade.ListenerStatus{},
+		Workers:        []statusfile.Worker{},
+		Listeners:      []statusfile.Listener{},
 	}
 	if g := m.current(); g != nil && !m.stopping {
 		s.Ready = m.generationReady(g)
@@ -34,22 +34,22 @@ func (m *master) status() upgrade.MasterStatus {
 				s.CrashLoop = true
 			}
 			if sl.w == nil && sl.backoff != nil {
-				s.Workers = append(s.Workers, upgrade.WorkerStatus{Generation: g.num, State: stateBackoff, Restarts: sl.restarts})
+				s.Workers = append(s.Workers, statusfile.Worker{Generation: g.num, State: stateBackoff, Restarts: sl.restarts})
 			}
 		}
 	}
 	for _, w := range m.workers {
-		s.Workers = append(s.Workers, upgrade.WorkerStatus{PID: w.pid, Generation: w.slot.gen.num,
+		s.Workers = append(s.Workers, statusfile.Worker{PID: w.pid, Generation: w.slot.gen.num,
 			State: w.state.String(), Restarts: w.slot.restarts})
 	}
-	slices.SortFunc(s.Workers, func(a, b upgrade.WorkerStatus) int {
+	slices.SortFunc(s.Workers, func(a, b statusfile.Worker) int {
 		if a.Generation != b.Generation {
 			return a.Generation - b.Generation
 		}
 		return a.PID - b.PID
 	})
 	for i, l := range m.lns {
-		s.Listeners = append(s.Listeners, upgrade.ListenerStatus{Name: l.spec.Name, Network: l.network,
+		s.Listeners = append(s.Listeners, statusfile.Listener{Name: l.spec.Name, Network: l.network,
 			Addr: l.addr, Inode: l.inode, FD: int(l.file.Fd())})
 		_ = i
 	}
@@ -68,7 +68,7 @@ func (m *master) writeStatus() {
 		return
 	}
 	s.Updated = time.Now().UTC()
-	if err := upgrade.WriteStatus(m.statusPath, s); err != nil {
+	if err := statusfile.Write(m.statusPath, s); err != nil {
 		m.log.Warn("writing status file", "err", err)
 		return
 	}

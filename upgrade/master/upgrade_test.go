@@ -20,9 +20,9 @@ import (
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
-	"github.com/batonhq/baton/upgrade"
 	"github.com/batonhq/baton/upgrade/load"
 	"github.com/batonhq/baton/upgrade/master"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // loadPair runs keep-alive and new-connection clients against one target.
@@ -128,12 +128,12 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			}
 			lp.progress(h, 20)
 			h.signal(old, syscall.SIGWINCH)
-			h.waitStatus(old, "old workers gone", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+			h.waitStatus(old, "old workers gone", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 			lp.progress(h, 20)
 			survivor, gone := nw, old
 			if tc.rollback {
 				h.signal(old, syscall.SIGHUP)
-				h.waitStatus(old, "old master serving again", func(s upgrade.MasterStatus) bool { return s.Ready && s.Generation == 3 })
+				h.waitStatus(old, "old master serving again", func(s statusfile.Master) bool { return s.Ready && s.Generation == 3 })
 				// systemd must know the old master as the main pid again
 				// before the new one, its main pid until now, is stopped.
 				h.waitFor("MAINPID back to the old master", func() bool { return h.sd.said(old, fmt.Sprintf("MAINPID=%d", old)) })
@@ -159,7 +159,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 			}
 			// The survivor has noticed the other master is gone once it no
 			// longer reports an upgrade pending; the pid files settle before.
-			s := h.waitStatus(survivor, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+			s := h.waitStatus(survivor, "sole master", func(s statusfile.Master) bool { return !s.UpgradePending && s.Ready })
 			if got := pidInFile(t, h.opts.PIDFile); got != survivor {
 				t.Errorf("pid file holds %d, want %d", got, survivor)
 			}
@@ -201,12 +201,12 @@ func TestNewMasterDiesBeforeCommit(t *testing.T) {
 	})
 	ns := h.waitReady(nw)
 	h.signal(old, syscall.SIGWINCH)
-	h.waitStatus(old, "old drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+	h.waitStatus(old, "old drained", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 	h.signal(nw, syscall.SIGKILL)
 	for _, w := range workerPIDs(ns, "ready") {
 		h.waitGone(w) // Pdeathsig: no orphan worker keeps serving an old release
 	}
-	st := h.waitStatus(old, "serving again", func(s upgrade.MasterStatus) bool { return s.Ready && !s.UpgradePending })
+	st := h.waitStatus(old, "serving again", func(s statusfile.Master) bool { return s.Ready && !s.UpgradePending })
 	if got := pidInFile(t, h.opts.PIDFile); got != old {
 		t.Errorf("pid file holds %d, want the old master %d back", got, old)
 	}
@@ -230,7 +230,7 @@ func TestMasterKilledTakesWorkers(t *testing.T) {
 	// Churn threads in the master: HUP twice so workers come from many
 	// spawns; they must all share the one forking thread.
 	h.signal(h.pid, syscall.SIGHUP)
-	st := h.waitStatus(h.pid, "generation 2", func(s upgrade.MasterStatus) bool {
+	st := h.waitStatus(h.pid, "generation 2", func(s statusfile.Master) bool {
 		return s.Generation == 2 && s.Ready && len(s.Workers) == 3
 	})
 	h.signal(h.pid, syscall.SIGKILL)
@@ -434,7 +434,7 @@ func TestCrashLoop(t *testing.T) {
 	h.opts.EnvFile = filepath.Join(h.dir, "app.env")
 	writeFile(t, h.opts.EnvFile, "WORKER_MODE=crash\n")
 	h.startNoWait()
-	st := h.waitStatus(h.pid, "crash loop", func(s upgrade.MasterStatus) bool { return s.CrashLoop })
+	st := h.waitStatus(h.pid, "crash loop", func(s statusfile.Master) bool { return s.CrashLoop })
 	if st.Ready {
 		t.Errorf("a crash-looping generation is reported ready: %+v", st)
 	}
@@ -443,7 +443,7 @@ func TestCrashLoop(t *testing.T) {
 	}
 	writeFile(t, h.opts.EnvFile, "WORKER_MODE=\n")
 	h.signal(h.pid, syscall.SIGHUP)
-	st = h.waitStatus(h.pid, "recovered", func(s upgrade.MasterStatus) bool { return s.Ready && !s.CrashLoop })
+	st = h.waitStatus(h.pid, "recovered", func(s statusfile.Master) bool { return s.Ready && !s.CrashLoop })
 	if body := h.get(st, "/"); !strings.HasPrefix(body, "gen=2 ") {
 		t.Errorf("answer %q, want generation 2", body)
 	}
@@ -458,7 +458,7 @@ func TestHUPNeverReady(t *testing.T) {
 	h.start()
 	writeFile(t, h.opts.EnvFile, "WORKER_MODE=unready\nWORKER_VERSION=bad\n")
 	h.signal(h.pid, syscall.SIGHUP)
-	st := h.waitStatus(h.pid, "generation 2 starting", func(s upgrade.MasterStatus) bool {
+	st := h.waitStatus(h.pid, "generation 2 starting", func(s statusfile.Master) bool {
 		return s.Generation == 2 && len(workerPIDs(s, "starting")) == 1
 	})
 	if st.Ready {
@@ -635,7 +635,7 @@ func TestConfigFile(t *testing.T) {
 	}
 	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nworkers = 2\n")
 	h.signal(h.pid, syscall.SIGHUP)
-	h.waitStatus(h.pid, "2 workers", func(s upgrade.MasterStatus) bool {
+	h.waitStatus(h.pid, "2 workers", func(s statusfile.Master) bool {
 		return s.Ready && len(workerPIDs(s, "ready")) == 2 && s.Generation == 2
 	})
 
@@ -655,7 +655,7 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("new master's workers %v, want 1", ns.Workers)
 	}
 	h.signal(h.pid, syscall.SIGWINCH) // so that only the new generation answers
-	h.waitStatus(h.pid, "old master drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+	h.waitStatus(h.pid, "old master drained", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 	var env []string
 	if err := json.Unmarshal([]byte(h.get(ns, "/env")), &env); err != nil {
 		t.Fatal(err)
@@ -667,7 +667,7 @@ func TestConfigFile(t *testing.T) {
 	// Commit, then drop the admin socket: the next master closes it, and
 	// its file goes once no master serves on it any more.
 	h.signal(h.pid, syscall.SIGQUIT)
-	h.waitStatus(nw, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending })
+	h.waitStatus(nw, "committed", func(s statusfile.Master) bool { return !s.UpgradePending })
 	admin := filepath.Join(h.dir, "admin.sock")
 	writeFile(t, h.opts.Config, "listen = 127.0.0.1:0\nworkers = 1\n")
 	h.signal(nw, syscall.SIGUSR2)
@@ -684,7 +684,7 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("admin socket unlinked while the second master still serves on it: %v", err)
 	}
 	h.signal(nw, syscall.SIGQUIT)
-	h.waitStatus(third, "committed", func(s upgrade.MasterStatus) bool { return !s.UpgradePending })
+	h.waitStatus(third, "committed", func(s statusfile.Master) bool { return !s.UpgradePending })
 	h.waitFor("the dropped socket file to go", func() bool {
 		_, err := os.Stat(admin)
 		return os.IsNotExist(err)
@@ -748,22 +748,22 @@ func TestRollbackKeepsOldEnv(t *testing.T) {
 	})
 	h.waitReady(nw)
 	h.signal(old, syscall.SIGWINCH)
-	h.waitStatus(old, "old drained", func(s upgrade.MasterStatus) bool { return len(s.Workers) == 0 })
+	h.waitStatus(old, "old drained", func(s statusfile.Master) bool { return len(s.Workers) == 0 })
 	ns, _ := h.statusOf(nw)
 	if body := h.get(ns, "/"); !strings.Contains(body, "version=v2") {
 		t.Fatalf("new release answers %q, want v2", body)
 	}
 	h.signal(old, syscall.SIGHUP)
-	h.waitStatus(old, "old serving again", func(s upgrade.MasterStatus) bool { return s.Ready && len(s.Workers) == 1 })
+	h.waitStatus(old, "old serving again", func(s statusfile.Master) bool { return s.Ready && len(s.Workers) == 1 })
 	h.signal(nw, syscall.SIGQUIT)
 	h.waitGone(nw)
-	st := h.waitStatus(old, "sole master", func(s upgrade.MasterStatus) bool { return !s.UpgradePending && s.Ready })
+	st := h.waitStatus(old, "sole master", func(s statusfile.Master) bool { return !s.UpgradePending && s.Ready })
 	if body := h.get(st, "/"); !strings.Contains(body, "version=v1") {
 		t.Errorf("rolled-back generation answers %q, want the old v1", body)
 	}
 	h.signal(old, syscall.SIGHUP)
 	gen := st.Generation
-	st = h.waitStatus(old, "a reloaded generation", func(s upgrade.MasterStatus) bool {
+	st = h.waitStatus(old, "a reloaded generation", func(s statusfile.Master) bool {
 		return s.Ready && s.Generation > gen && len(s.Workers) == 1 && s.Workers[0].Generation > gen
 	})
 	if body := h.get(st, "/"); !strings.Contains(body, "version=v2") {

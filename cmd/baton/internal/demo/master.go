@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/batonhq/baton/upgrade"
+	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // masterArgs start the first master (see demo.expand).
@@ -100,7 +100,7 @@ func (d *demo) waitReady(ctx context.Context) (int, error) {
 	defer tick.Stop()
 	for {
 		if pid, _ := d.pids(); pid > 0 {
-			st, err := upgrade.ReadStatus(upgrade.StatusPath(d.pidfile, pid))
+			st, err := statusfile.Read(statusfile.Path(d.pidfile, pid))
 			if err == nil && st.Ready {
 				if v, err := d.probe(ctx, 1); err == nil && onlyVersion(v, "v1") {
 					return pid, nil
