@@ -154,22 +154,38 @@ func (f *File) RestoreWith(probe Probe) error {
 	if f.path == f.orig {
 		return &Error{Path: f.path, PID: f.pid, Err: errors.New("not renamed to .oldbin")}
 	}
+	// Someone else (an orchestrator's rollback) may rename this very file
+	// back before or while this does: link(2) to the pid file then unlink
+	// .oldbin, on either side, interleaved. Whenever the inode at the
+	// original path is ours, the file is restored, whoever finished it.
 	if err := f.owned(); err != nil {
-		// Someone else (an orchestrator's rollback) may already have renamed
-		// this very file back: the inode at the original path is ours.
-		if fi, lerr := os.Lstat(f.orig); lerr == nil {
-			if key, _ := keyOf(fi); key == f.key {
-				f.path = f.orig
-				return nil
-			}
+		if f.backAtOrig() {
+			return nil
 		}
 		return err
 	}
 	if err := install(f.path, f.orig, refuseLive(probe)); err != nil {
+		if f.backAtOrig() {
+			return nil
+		}
 		return err
 	}
 	f.path = f.orig
 	return syncDir(f.orig)
+}
+
+// backAtOrig reports whether the inode at the original path is this
+// file's, and then takes that path as the file's; callers hold mu.
+func (f *File) backAtOrig() bool {
+	fi, err := os.Lstat(f.orig)
+	if err != nil {
+		return false
+	}
+	if key, _ := keyOf(fi); key != f.key {
+		return false
+	}
+	f.path = f.orig
+	return true
 }
 
 // Remove removes the file only if the inode at Path is still this file's,

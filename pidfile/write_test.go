@@ -463,6 +463,24 @@ func TestRestore(t *testing.T) {
 		wantRunning(t, f.Restore(), p, h.pid)
 		wantContent(t, OldbinPath(p), strconv.Itoa(me)+"\n")
 	})
+	// An orchestrator's rollback restores the same file at the same time
+	// (link(2) to the pid file, then unlink .oldbin): caught half-way, the
+	// file is back, and the master must take it as restored, not keep
+	// believing it is at .oldbin (it then refused every later USR2: the
+	// soak test found it).
+	t.Run("orchestrator-restoring-at-once", func(t *testing.T) {
+		f, p := renamed(t)
+		if err := os.Link(OldbinPath(p), p); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Restore(); err != nil {
+			t.Fatalf("restore while the orchestrator restores the same file: %v", err)
+		}
+		if f.Path() != p {
+			t.Errorf("the file believes it is at %s, want %s", f.Path(), p)
+		}
+		wantContent(t, p, strconv.Itoa(me)+"\n")
+	})
 	t.Run("replaces-dead-successor", func(t *testing.T) {
 		f, p := renamed(t)
 		h := startHelper(t, "hold", p)
