@@ -40,7 +40,9 @@ func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
 	// A master that a committed upgrade started is one nginx counts as
 	// daemonized (ngx_inherited), whatever its environment shows now: its
 	// title has overwritten /proc/PID/environ, NGINX= included.
-	byUpgrade := m.j != nil && m.j.State == Committed && m.j.New == old.ID
+	// A rollback to it keeps that fact.
+	byUpgrade := m.j != nil && (m.j.State == Committed && m.j.New == old.ID ||
+		m.j.State == RolledBack && m.j.Old == old.ID && m.j.OldByUpgrade)
 	m.j = &Journal{Flavor: m.flavor.Name, Pidfile: m.opts.Pidfile, Started: m.sys.Now(), Old: old.ID, OldByUpgrade: byUpgrade, OldWorkers: len(old.Workers), Workers: want}
 	if interrupted(ctx) {
 		return fmt.Errorf("%w before anything was signalled", ErrInterrupted)
