@@ -135,6 +135,9 @@ func newMaster(opts Options) (*master, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := validate(cfg, false); err != nil {
+		return nil, err
+	}
 	rec, err := masterEnv(env)
 	if err != nil {
 		return nil, err
@@ -370,6 +373,9 @@ func (m *master) reload() {
 		m.log.Info("reload: the envfile is read again")
 	}
 	cfg, err := loadConfig(m.opts, m.cwd)
+	if err == nil {
+		err = validate(cfg, m.envFrozen)
+	}
 	if err != nil {
 		m.log.Error("reload: configuration rejected; keeping the current one", "err", err)
 		return

@@ -415,6 +415,10 @@ func (m *master) adjustWorkers(delta int) {
 		m.log.Info("keeping the last worker", "workers", m.want)
 		return
 	}
+	if delta > 0 && m.want >= MaxWorkers {
+		m.log.Warn("TTIN ignored: at the worker cap", "workers", m.want, "max", MaxWorkers)
+		return
+	}
 	m.want += delta
 	m.log.Info("worker count changed", "workers", m.want)
 	g := m.current()
