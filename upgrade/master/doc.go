@@ -73,6 +73,12 @@
 //   - Pdeathsig is per thread in Linux (prctl(2)): a worker forked from a Go
 //     thread that later exits is killed with it. Workers are forked from one
 //     goroutine locked to its thread for the master's life (workers.go).
+//   - Workers inherit nothing by accident: every descriptor baton inherited
+//     is marked close-on-exec at start, and only the listeners are passed
+//     (ExtraFiles). Each worker leads its own process group and is signalled
+//     as a group, so a script that runs its server without exec stops with
+//     it; a worker is reaped only once its whole group is gone, so the
+//     group id is never a recycled pid (isolate.go).
 //   - LISTEN_PID must be the worker's own pid, unknown before fork: a
 //     /bin/sh trampoline sets LISTEN_PID=$$ and execs the command.
 //   - The new master is the file at the original path (not /proc/self/exe),

@@ -87,6 +87,10 @@ func (m *master) post(f func()) {
 
 // run is Run on Linux.
 func run(ctx context.Context, opts Options) error {
+	// First: nothing baton inherited may reach a worker (isolate.go).
+	if err := cloexecInherited(); err != nil {
+		return fmt.Errorf("master: marking inherited descriptors close-on-exec: %w", err)
+	}
 	m, err := newMaster(opts)
 	if err != nil {
 		return err
@@ -544,7 +548,7 @@ func (m *master) reopen() {
 		}
 	}
 	for _, w := range m.workers {
-		if err := signalPID(w.pid, sigReopen); err != nil {
+		if err := signalGroup(w, sigReopen); err != nil {
 			m.log.Warn("signal worker", "pid", w.pid, "err", err)
 		}
 	}
