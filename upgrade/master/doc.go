@@ -89,9 +89,11 @@
 //     connections queued on the closed socket). A unix socket file is
 //     unlinked only by the last master out, and only if it is still the file
 //     baton created.
-//   - Only a master with no live parent or child sends STOPPING=1. Under
-//     systemd the unit needs NotifyAccess=all: the new master speaks (its
-//     MAINPID=) before systemd knows it as the main process.
+//   - Only a master with no live parent or child sends STOPPING=1. The new
+//     master sends MAINPID= before systemd knows it as the main process;
+//     the shipped unit (NotifyAccess=main, so that no worker can speak for
+//     the unit) drops that and moves the main pid through PIDFile= instead
+//     (scripts/systemd/baton@.service).
 //   - Go's http.Server.Shutdown drops a request it reads on a connection
 //     accepted just before shutdown began; the test worker drains by closing
 //     its listeners and disabling keep-alives instead (main_test.go).
