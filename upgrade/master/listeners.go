@@ -384,30 +384,9 @@ func bind(s listenSpec, mode os.FileMode) (*listener, error) {
 			return fail("SO_REUSEADDR", err)
 		}
 	}
-	file := s.Unix != "" && s.Unix[0] != '@'
-	if file && mode != 0 {
-		err = withUmask(mode, func() error { return unix.Bind(fd, sa) })
-	} else {
-		err = unix.Bind(fd, sa)
-	}
-	if err != nil {
-		return fail("bind", err)
-	}
-	if afterBind != nil {
-		afterBind(s)
-	}
 	l := &listener{spec: s}
-	if file {
-		// Lstat: what sits at the path now must be a socket, not a
-		// symlink someone put there since bind.
-		var st unix.Stat_t
-		if err := unix.Lstat(s.Unix, &st); err != nil {
-			return fail("stat", err)
-		}
-		if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-			return fail("stat", errors.New("the socket file was replaced after bind"))
-		}
-		l.owned, l.fileDev, l.fileIno = true, st.Dev, st.Ino
+	if op, err := bindSocket(fd, sa, l, mode); err != nil {
+		return fail(op, err)
 	}
 	if err := unix.Listen(fd, somaxconn()); err != nil {
 		if l.owned {

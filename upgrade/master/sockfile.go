@@ -68,6 +68,39 @@ func (l *listener) unlinkIfOwned() error {
 	return nil
 }
 
+// bindSocket binds fd to sa, l.spec's address. For a socket file it gives
+// the file mode (zero: the umask's) and records the file in l, which must
+// be the socket bind created: a failure names its step.
+func bindSocket(fd int, sa unix.Sockaddr, l *listener, mode os.FileMode) (op string, err error) {
+	s := l.spec
+	file := s.Unix != "" && s.Unix[0] != '@'
+	if file && mode != 0 {
+		err = withUmask(mode, func() error { return unix.Bind(fd, sa) })
+	} else {
+		err = unix.Bind(fd, sa)
+	}
+	if err != nil {
+		return "bind", err
+	}
+	if afterBind != nil {
+		afterBind(s)
+	}
+	if !file {
+		return "", nil
+	}
+	// Lstat: what sits at the path now must be a socket, not a symlink
+	// someone put there since bind.
+	var st unix.Stat_t
+	if err := unix.Lstat(s.Unix, &st); err != nil {
+		return "stat", err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return "stat", errors.New("the socket file was replaced after bind")
+	}
+	l.owned, l.fileDev, l.fileIno = true, st.Dev, st.Ino
+	return "", nil
+}
+
 // withUmask runs bind with the umask that makes bind(2) itself create the
 // socket file with exactly mode: Linux ignores fchmod(2) on a socket fd
 // (it changes the socket inode, not the file), and a chmod(2) by path
