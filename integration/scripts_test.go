@@ -932,8 +932,8 @@ func TestSystemdUnitCommands(t *testing.T) {
 		if got := svc.one(t, "Type"); got != "notify" {
 			t.Errorf("Type=%s, want notify", got)
 		}
-		if got := svc.one(t, "NotifyAccess"); got != "all" {
-			t.Errorf("NotifyAccess=%s, want all: the new master sends MAINPID=", got)
+		if got := svc.one(t, "NotifyAccess"); got != "main" {
+			t.Errorf("NotifyAccess=%s, want main: with all, any process of the cgroup may send MAINPID= or STOPPING=1; the main pid moves through PIDFile=", got)
 		}
 		if got := svc.one(t, "KillMode"); got != "mixed" {
 			t.Errorf("KillMode=%s, want mixed: the master alone gets the graceful signal", got)
@@ -949,6 +949,7 @@ func TestSystemdUnitCommands(t *testing.T) {
 		env := map[string]string{"UPGRADE_OPTS": "--check " + p.check() + " --verify-for 1s"}
 		start := initdCommand(t, moved.Replace(svc.one(t, "ExecStart")), env)
 		reload := initdCommand(t, moved.Replace(svc.one(t, "ExecReload")), env)
+		initdWantReloadBound(t, svc, initdCommand(t, svc.one(t, "ExecReload"), nil))
 		pidfile := moved.Replace(svc.one(t, "PIDFile"))
 		if pidfile != p.pidfile || initdFlag(t, start, "--pidfile") != pidfile || initdFlag(t, reload, "--pidfile") != pidfile {
 			t.Fatalf("PIDFile=%s, ExecStart --pidfile %s and ExecReload --pidfile %s must agree", pidfile, initdFlag(t, start, "--pidfile"), initdFlag(t, reload, "--pidfile"))
@@ -1046,12 +1047,15 @@ func TestSystemdUnitCommands(t *testing.T) {
 		p.wantPidfiles(t, second)
 
 		// systemctl stop: KillSignal to the main pid only (KillMode=mixed).
+		// With NotifyAccess=main systemd ignored the new master's MAINPID=
+		// (it was not main yet) and took the main pid from PIDFile= when
+		// ExecReload succeeded: the pid file's master.
 		workers := p.workersOf(second)
 		sig := strings.TrimPrefix(svc.one(t, "KillSignal"), "SIG")
 		if sig != "QUIT" {
 			t.Fatalf("KillSignal=SIG%s, want SIGQUIT (graceful)", sig)
 		}
-		sendSignal(t, notify.mainPID(), syscall.SIGQUIT)
+		sendSignal(t, p.masterPID(t), syscall.SIGQUIT)
 		mustWait(ctx, t, 30*time.Second, "the master and its workers to exit", func() (bool, error) {
 			for _, pr := range append(workers, proc{pid: second}) {
 				if alive(pr.pid) {
@@ -1081,21 +1085,7 @@ func TestSystemdUnitCommands(t *testing.T) {
 		if got, want := initdFlag(t, reload, "--pidfile"), unit.one(t, "PIDFile"); got != want {
 			t.Fatalf("drop-in --pidfile %s, Debian's PIDFile=%s", got, want)
 		}
-		var sum time.Duration
-		for _, f := range []string{"--spawn-timeout", "--drain-timeout", "--verify-for", "--stop-timeout"} {
-			d, err := time.ParseDuration(initdFlag(t, reload, f))
-			if err != nil {
-				t.Fatal(err)
-			}
-			sum += d
-		}
-		limit, err := time.ParseDuration(unit.one(t, "TimeoutStartSec") + "s")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if sum >= limit {
-			t.Errorf("the upgrade may take %s, more than TimeoutStartSec=%s, which bounds reloads", sum, limit)
-		}
+		initdWantReloadBound(t, unit, reload)
 
 		p := startPeer(t, flavorNginx, peerOptions{})
 		ctx := testContext(t)
@@ -1128,6 +1118,32 @@ func TestSystemdUnitCommands(t *testing.T) {
 		p.wantServing(ctx, t, "v2")
 		p.wantPidfiles(t, second)
 	})
+}
+
+// initdWantReloadBound fails the test unless the unit's TimeoutStartSec=,
+// which also bounds ExecReload, exceeds the longest reload: a failed upgrade
+// with every timeout the command gives (--spawn-timeout, --drain-timeout,
+// --verify-for, --check-timeout, --stop-timeout) used up: spawn, drain,
+// verify and a check in flight, then the rollback's spawn (the old workers
+// back) and three stop timeouts for the new master (QUIT, TERM, KILL).
+func initdWantReloadBound(t testing.TB, unit initdUnit, reload []string) {
+	t.Helper()
+	d := map[string]time.Duration{}
+	for _, f := range []string{"--spawn-timeout", "--drain-timeout", "--verify-for", "--check-timeout", "--stop-timeout"} {
+		v, err := time.ParseDuration(initdFlag(t, reload, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d[f] = v
+	}
+	worst := 2*d["--spawn-timeout"] + d["--drain-timeout"] + d["--verify-for"] + d["--check-timeout"] + 3*d["--stop-timeout"]
+	limit, err := time.ParseDuration(unit.one(t, "TimeoutStartSec") + "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if worst >= limit {
+		t.Errorf("a failed upgrade may take %s, not less than TimeoutStartSec=%s, which bounds reloads: systemd would kill the rollback", worst, limit)
+	}
 }
 
 // initdRunUnitCommand runs a unit's command line to completion, as the

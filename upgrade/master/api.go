@@ -28,8 +28,9 @@ type Options struct {
 	// SocketMode is the mode of unix socket files baton creates; zero leaves
 	// the mode the umask gives.
 	SocketMode os.FileMode
-	// Workers is how many copies of Command run; zero means 1. TTIN and
-	// TTOU change the count until the next HUP, which reads it again.
+	// Workers is how many copies of Command run; zero means 1, at most
+	// MaxWorkers. TTIN and TTOU change the count (TTIN not past MaxWorkers)
+	// until the next HUP, which reads it again.
 	Workers int
 	// Dir is where workers start, chdir'd by this path at every start (a
 	// symlink is followed anew each time); empty means the directory baton

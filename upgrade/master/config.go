@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -333,11 +332,9 @@ func credential(userName, groupName string) (*syscall.Credential, string, error)
 	}
 	cred := &syscall.Credential{Uid: uint32(os.Getuid()), Gid: uint32(os.Getgid()), NoSetGroups: true}
 	if userName != "" {
-		u, err := user.Lookup(userName)
+		u, err := lookupUser(userName)
 		if err != nil {
-			if u, err = user.LookupId(userName); err != nil {
-				return nil, "", fmt.Errorf("%w: user %q: %w", ErrConfig, userName, err)
-			}
+			return nil, "", err
 		}
 		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
@@ -351,11 +348,9 @@ func credential(userName, groupName string) (*syscall.Credential, string, error)
 		}
 	}
 	if groupName != "" {
-		g, err := user.LookupGroup(groupName)
+		g, err := lookupGroup(groupName)
 		if err != nil {
-			if g, err = user.LookupGroupId(groupName); err != nil {
-				return nil, "", fmt.Errorf("%w: group %q: %w", ErrConfig, groupName, err)
-			}
+			return nil, "", err
 		}
 		gid, _ := strconv.ParseUint(g.Gid, 10, 32)
 		cred.Gid = uint32(gid)

@@ -73,6 +73,12 @@
 //   - Pdeathsig is per thread in Linux (prctl(2)): a worker forked from a Go
 //     thread that later exits is killed with it. Workers are forked from one
 //     goroutine locked to its thread for the master's life (workers.go).
+//   - Workers inherit nothing by accident: every descriptor baton inherited
+//     is marked close-on-exec at start, and only the listeners are passed
+//     (ExtraFiles). Each worker leads its own process group and is signalled
+//     as a group, so a script that runs its server without exec stops with
+//     it; a worker is reaped only once its whole group is gone, so the
+//     group id is never a recycled pid (isolate.go).
 //   - LISTEN_PID must be the worker's own pid, unknown before fork: a
 //     /bin/sh trampoline sets LISTEN_PID=$$ and execs the command.
 //   - The new master is the file at the original path (not /proc/self/exe),
@@ -83,9 +89,11 @@
 //     connections queued on the closed socket). A unix socket file is
 //     unlinked only by the last master out, and only if it is still the file
 //     baton created.
-//   - Only a master with no live parent or child sends STOPPING=1. Under
-//     systemd the unit needs NotifyAccess=all: the new master speaks (its
-//     MAINPID=) before systemd knows it as the main process.
+//   - Only a master with no live parent or child sends STOPPING=1. The new
+//     master sends MAINPID= before systemd knows it as the main process;
+//     the shipped unit (NotifyAccess=main, so that no worker can speak for
+//     the unit) drops that and moves the main pid through PIDFile= instead
+//     (scripts/systemd/baton@.service).
 //   - Go's http.Server.Shutdown drops a request it reads on a connection
 //     accepted just before shutdown began; the test worker drains by closing
 //     its listeners and disabling keep-alives instead (main_test.go).

@@ -384,22 +384,9 @@ func bind(s listenSpec, mode os.FileMode) (*listener, error) {
 			return fail("SO_REUSEADDR", err)
 		}
 	}
-	if err := unix.Bind(fd, sa); err != nil {
-		return fail("bind", err)
-	}
 	l := &listener{spec: s}
-	if s.Unix != "" && s.Unix[0] != '@' {
-		if mode != 0 {
-			if err := os.Chmod(s.Unix, mode); err != nil {
-				os.Remove(s.Unix)
-				return fail("chmod", err)
-			}
-		}
-		var st unix.Stat_t
-		if err := unix.Stat(s.Unix, &st); err != nil {
-			return fail("stat", err)
-		}
-		l.owned, l.fileDev, l.fileIno = true, st.Dev, st.Ino
+	if op, err := bindSocket(fd, sa, l, mode); err != nil {
+		return fail(op, err)
 	}
 	if err := unix.Listen(fd, somaxconn()); err != nil {
 		if l.owned {
@@ -413,60 +400,6 @@ func bind(s listenSpec, mode os.FileMode) (*listener, error) {
 	}
 	l.file = os.NewFile(uintptr(fd), s.String())
 	return l, nil
-}
-
-// removeStaleSocket removes a socket file nobody accepts on, so that bind
-// can take its place, and refuses to touch anything else.
-func removeStaleSocket(path string) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("master: listen unix:%s: %w", path, err)
-	}
-	if fi.Mode().Type() != os.ModeSocket {
-		return fmt.Errorf("master: listen unix:%s: exists and is not a socket", path)
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("master: listen unix:%s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	err = unix.Connect(fd, &unix.SockaddrUnix{Name: path})
-	if err == nil {
-		return fmt.Errorf("master: listen unix:%s: another process accepts on it", path)
-	}
-	if !errors.Is(err, unix.ECONNREFUSED) {
-		return fmt.Errorf("master: listen unix:%s: probing the existing socket: %w", path, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("master: listen unix:%s: removing stale socket: %w", path, err)
-	}
-	return nil
-}
-
-// unlinkIfOwned removes the unix socket file of l when baton created it and
-// it is still the same file; the caller decides that no other generation
-// serves on it.
-func (l *listener) unlinkIfOwned() error {
-	if !l.owned || l.spec.Unix == "" || l.spec.Unix[0] == '@' {
-		return nil
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(l.spec.Unix, &st); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		return fmt.Errorf("master: unlink %s: %w", l.spec.Unix, err)
-	}
-	if st.Dev != l.fileDev || st.Ino != l.fileIno {
-		return nil // someone else's socket now
-	}
-	if err := os.Remove(l.spec.Unix); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("master: unlink %s: %w", l.spec.Unix, err)
-	}
-	return nil
 }
 
 // candidate is an inherited socket waiting to be matched to a spec.

@@ -87,6 +87,10 @@ func (m *master) post(f func()) {
 
 // run is Run on Linux.
 func run(ctx context.Context, opts Options) error {
+	// First: nothing baton inherited may reach a worker (isolate.go).
+	if err := cloexecInherited(); err != nil {
+		return fmt.Errorf("master: marking inherited descriptors close-on-exec: %w", err)
+	}
 	m, err := newMaster(opts)
 	if err != nil {
 		return err
@@ -133,6 +137,9 @@ func newMaster(opts Options) (*master, error) {
 	}
 	cfg, err := loadConfig(opts, cwd)
 	if err != nil {
+		return nil, err
+	}
+	if err := validate(cfg, false); err != nil {
 		return nil, err
 	}
 	rec, err := masterEnv(env)
@@ -370,6 +377,9 @@ func (m *master) reload() {
 		m.log.Info("reload: the envfile is read again")
 	}
 	cfg, err := loadConfig(m.opts, m.cwd)
+	if err == nil {
+		err = validate(cfg, m.envFrozen)
+	}
 	if err != nil {
 		m.log.Error("reload: configuration rejected; keeping the current one", "err", err)
 		return
@@ -538,7 +548,7 @@ func (m *master) reopen() {
 		}
 	}
 	for _, w := range m.workers {
-		if err := signalPID(w.pid, sigReopen); err != nil {
+		if err := signalGroup(w, sigReopen); err != nil {
 			m.log.Warn("signal worker", "pid", w.pid, "err", err)
 		}
 	}

@@ -60,7 +60,14 @@ func listenNotify(path string, pid int) (*notifySocket, error) {
 			return nil, fmt.Errorf("master: notify socket: %w", err)
 		}
 	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	// Workers may run as another user (--user): the file is 0666 from
+	// bind(2) on (withUmask: no chmod by path), and the credentials, not
+	// the file mode, say who is speaking.
+	var conn *net.UnixConn
+	err := withUmask(0o666, func() (err error) {
+		conn, err = net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("master: notify socket: %w", err)
 	}
@@ -71,11 +78,6 @@ func listenNotify(path string, pid int) (*notifySocket, error) {
 			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
 		})
 		err = errors.Join(cerr, err)
-	}
-	if err == nil && file {
-		// Workers may run as another user (--user); the credentials, not
-		// the file mode, say who is speaking.
-		err = os.Chmod(path, 0o666)
 	}
 	if err != nil {
 		ns.close()

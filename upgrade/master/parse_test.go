@@ -4,6 +4,7 @@ package master
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -406,5 +407,17 @@ func TestBackoff(t *testing.T) {
 				t.Errorf("backoff(%d) = %v, want %v", tc.fails, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestWorkerCap: TTIN stops at MaxWorkers, as --workers does.
+func TestWorkerCap(t *testing.T) {
+	m := &master{want: MaxWorkers, log: slog.New(slog.DiscardHandler)}
+	m.adjustWorkers(+1) // no current generation: only the count changes
+	if m.want != MaxWorkers {
+		t.Errorf("TTIN at the cap: %d workers wanted, want %d", m.want, MaxWorkers)
+	}
+	if err := checkWorkers(MaxWorkers + 1); !errors.Is(err, ErrConfig) {
+		t.Errorf("workers %d: %v, want ErrConfig", MaxWorkers+1, err)
 	}
 }

@@ -39,8 +39,9 @@ func (m *master) upgrade() {
 		m.log.Error("USR2 refused: the configuration is invalid", "err", err)
 		return
 	}
-	if fi, err := os.Stat(cfg.dir); err != nil || !fi.IsDir() {
-		m.log.Error("USR2 refused: the working directory is missing", "dir", cfg.dir, "err", err)
+	// The new master reads the envfile afresh: vet it as it will.
+	if err := validate(cfg, false); err != nil {
+		m.log.Error("USR2 refused: the working directory is missing, or the envfile or the worker count is bad", "dir", cfg.dir, "err", err)
 		return
 	}
 	if err := m.pf.RenameOldbin(); err != nil {

@@ -3,7 +3,6 @@
 package master
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,6 +68,10 @@ type worker struct {
 	started  time.Time
 	timers   []*time.Timer // readiness delay, kill escalation
 	stopSent syscall.Signal
+	// leaderGone: the worker process exited (unreaped, see isolate.go) in
+	// state exitedAs; its group may still have members.
+	leaderGone bool
+	exitedAs   workerState
 }
 
 func (w *worker) stopTimers() {
@@ -187,6 +190,7 @@ func (m *master) spawn(s *slot) {
 			SysProcAttr: &syscall.SysProcAttr{
 				Pdeathsig:  sigPdeath,
 				Credential: m.cfg.cred,
+				Setpgid:    true, // a group of its own, signalled as one (isolate.go)
 			},
 		}
 		err = m.spawner.start(cmd)
@@ -202,8 +206,10 @@ func (m *master) spawn(s *slot) {
 	m.workers[w.pid] = w
 	m.log.Info("worker started", "generation", s.gen.num, "worker", s.index, "pid", w.pid, "dir", m.cfg.dir)
 	go func() {
-		err := cmd.Wait()
-		m.post(func() { m.workerExited(w, err) })
+		if err := waitExited(w.pid); err != nil {
+			m.log.Error("waiting for worker", "pid", w.pid, "err", err)
+		}
+		m.post(func() { m.leaderExited(w) })
 	}()
 	if !m.cfg.ready.notify {
 		w.timers = append(w.timers, time.AfterFunc(m.cfg.ready.delay, func() {
@@ -255,7 +261,7 @@ func (m *master) workerReady(w *worker) {
 	m.checkReady()
 }
 
-// workerExited handles the end of a worker process.
+// workerExited handles the end of a worker, reaped with its whole group.
 func (m *master) workerExited(w *worker, err error) {
 	delete(m.workers, w.pid)
 	w.stopTimers()
@@ -263,19 +269,20 @@ func (m *master) workerExited(w *worker, err error) {
 	if s.w == w {
 		s.w = nil
 	}
-	expected := w.state == stStopping || s.removed || s.gen.retiring || m.stopping
+	state := w.exitedAs // the state it died in, not the stop of what it left
+	expected := state == stStopping || s.removed || s.gen.retiring || m.stopping
 	if expected {
 		m.log.Info("worker stopped", "generation", s.gen.num, "worker", s.index, "pid", w.pid, "status", exitStatus(err))
 		m.pruneGenerations()
 		return
 	}
-	if w.state == stReady {
+	if state == stReady {
 		s.fails = 0
 	} else {
 		s.fails++
 	}
 	m.log.Warn("worker exited; restarting", "generation", s.gen.num, "worker", s.index, "pid", w.pid,
-		"status", exitStatus(err), "was", w.state, "consecutive_failures", s.fails)
+		"status", exitStatus(err), "was", state, "consecutive_failures", s.fails)
 	m.scheduleRestart(s)
 }
 
@@ -296,7 +303,7 @@ func (m *master) stopWorker(w *worker, sig syscall.Signal) {
 	first := w.state != stStopping
 	w.state = stStopping
 	w.stopSent = sig
-	if err := signalPID(w.pid, sig); err != nil {
+	if err := signalGroup(w, sig); err != nil {
 		m.log.Warn("signal worker", "pid", w.pid, "signal", sigName(sig), "err", err)
 	}
 	if first {
@@ -306,22 +313,12 @@ func (m *master) stopWorker(w *worker, sig syscall.Signal) {
 					return
 				}
 				m.log.Warn("worker did not stop in time; killing", "pid", w.pid, "stop_timeout", m.cfg.stopTimeout)
-				if err := signalPID(w.pid, sigKill); err != nil {
+				if err := signalGroup(w, sigKill); err != nil {
 					m.log.Warn("kill worker", "pid", w.pid, "err", err)
 				}
 			})
 		}))
 	}
-}
-
-// signalPID signals a worker; it is our unreaped child, so its pid cannot be
-// reused before Wait returns. A gone process is not an error.
-func signalPID(pid int, sig syscall.Signal) error {
-	err := syscall.Kill(pid, sig)
-	if err == nil || errors.Is(err, syscall.ESRCH) {
-		return nil
-	}
-	return &procs.SignalError{PID: pid, Signal: sig, Err: err}
 }
 
 // current is the generation new workers belong to, nil after WINCH.
@@ -413,6 +410,10 @@ func (m *master) generationReady(g *generation) bool {
 func (m *master) adjustWorkers(delta int) {
 	if delta < 0 && m.want <= 1 {
 		m.log.Info("keeping the last worker", "workers", m.want)
+		return
+	}
+	if delta > 0 && m.want >= MaxWorkers {
+		m.log.Warn("TTIN ignored: at the worker cap", "workers", m.want, "max", MaxWorkers)
 		return
 	}
 	m.want += delta
