@@ -51,88 +51,108 @@ const maxUnixPath = 107
 // Host names are refused: a listener must not depend on DNS at boot. A
 // relative unix path is resolved against cwd.
 func parseListen(spec, cwd string) (listenSpec, error) {
-	bad := func(why string) (listenSpec, error) {
-		return listenSpec{}, fmt.Errorf("%w %q: %s", ErrBadListen, spec, why)
-	}
 	var s listenSpec
 	addr := spec
 	if i := strings.IndexByte(spec, '='); i >= 0 && !strings.ContainsAny(spec[:i], ":/[") {
 		s.Name, addr = spec[:i], spec[i+1:]
-		if s.Name == "" {
-			return bad("empty name before '='")
-		}
-		for _, r := range s.Name {
-			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
-				return bad("a name may hold only letters, digits, '_', '-' and '.'")
-			}
-		}
-		if len(s.Name) > 255 {
-			return bad("name longer than 255 bytes")
+		if why := badListenName(s.Name); why != "" {
+			return listenSpec{}, badListen(spec, why)
 		}
 	}
-	if addr == "" {
-		return bad("empty address")
+	var why string
+	switch p, unix := strings.CutPrefix(addr, "unix:"); {
+	case addr == "":
+		why = "empty address"
+	case unix:
+		s.Unix, why = parseUnixPath(p, cwd)
+	default:
+		s.Addr, why = parseInetAddr(addr)
 	}
-	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
-		switch {
-		case p == "" || p == "@":
-			return bad("empty unix socket path")
-		case strings.ContainsRune(p, 0):
-			return bad("NUL in unix socket path")
-		case p[0] == '@':
-		default:
-			if !filepath.IsAbs(p) {
-				p = filepath.Join(cwd, p)
-			}
-			p = filepath.Clean(p)
-			if strings.HasSuffix(p, "/") {
-				return bad("unix socket path names a directory")
-			}
-		}
-		if len(p) > maxUnixPath {
-			return bad(fmt.Sprintf("unix socket path longer than %d bytes", maxUnixPath))
-		}
-		s.Unix = p
-		return s, nil
+	if why != "" {
+		return listenSpec{}, badListen(spec, why)
 	}
+	return s, nil
+}
+
+// badListen is the error for a --listen spec that cannot be used.
+func badListen(spec, why string) error {
+	return fmt.Errorf("%w %q: %s", ErrBadListen, spec, why)
+}
+
+// badListenName says what is wrong with a listener's name, "" if nothing.
+func badListenName(name string) string {
+	if name == "" {
+		return "empty name before '='"
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return "a name may hold only letters, digits, '_', '-' and '.'"
+		}
+	}
+	if len(name) > 255 {
+		return "name longer than 255 bytes"
+	}
+	return ""
+}
+
+// parseUnixPath resolves a unix socket path (after "unix:") against cwd;
+// "@NAME" is the abstract namespace. why says what is wrong, "" if nothing.
+func parseUnixPath(p, cwd string) (path, why string) {
+	switch {
+	case p == "" || p == "@":
+		return "", "empty unix socket path"
+	case strings.ContainsRune(p, 0):
+		return "", "NUL in unix socket path"
+	case p[0] == '@':
+	default:
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(cwd, p)
+		}
+		p = filepath.Clean(p)
+		if strings.HasSuffix(p, "/") {
+			return "", "unix socket path names a directory"
+		}
+	}
+	if len(p) > maxUnixPath {
+		return "", fmt.Sprintf("unix socket path longer than %d bytes", maxUnixPath)
+	}
+	return p, ""
+}
+
+// parseInetAddr parses PORT, :PORT, IPV4:PORT or [IPV6]:PORT (no names, no
+// zones). why says what is wrong, "" if nothing.
+func parseInetAddr(addr string) (ap netip.AddrPort, why string) {
 	if allDigits(addr) {
 		addr = ":" + addr
 	}
-	if port, ok := strings.CutPrefix(addr, ":"); ok {
-		n, err := parsePort(port)
-		if err != nil {
-			return bad(err.Error())
-		}
-		s.Addr = netip.AddrPortFrom(netip.Addr{}, n)
-		return s, nil
-	}
 	i := strings.LastIndexByte(addr, ':')
 	if i < 0 {
-		return bad("want PORT, :PORT, HOST:PORT, [IPV6]:PORT or unix:/PATH")
+		return ap, "want PORT, :PORT, HOST:PORT, [IPV6]:PORT or unix:/PATH"
 	}
 	host, port := addr[:i], addr[i+1:]
 	n, err := parsePort(port)
 	if err != nil {
-		return bad(err.Error())
+		return ap, err.Error()
+	}
+	if host == "" {
+		return netip.AddrPortFrom(netip.Addr{}, n), ""
 	}
 	if h, ok := strings.CutPrefix(host, "["); ok {
 		h, ok = strings.CutSuffix(h, "]")
 		if !ok {
-			return bad("missing ']' after IPv6 address")
+			return ap, "missing ']' after IPv6 address"
 		}
 		ip, err := netip.ParseAddr(h)
 		if err != nil || !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
-			return bad("not an IPv6 address (zones are not supported)")
+			return ap, "not an IPv6 address (zones are not supported)"
 		}
-		s.Addr = netip.AddrPortFrom(ip, n)
-		return s, nil
+		return netip.AddrPortFrom(ip, n), ""
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || !ip.Is4() {
-		return bad("host must be an IPv4 address or a bracketed IPv6 address, not a name")
+		return ap, "host must be an IPv4 address or a bracketed IPv6 address, not a name"
 	}
-	s.Addr = netip.AddrPortFrom(ip, n)
-	return s, nil
+	return netip.AddrPortFrom(ip, n), ""
 }
 
 func allDigits(s string) bool {
