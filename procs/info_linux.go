@@ -144,16 +144,21 @@ func (d procDir) readlink(name string) (string, error) {
 }
 
 // stat reads and parses the stat file of the directory's process.
-func (d procDir) stat() (Stat, error) {
-	b, err := d.read("stat")
+func (d procDir) stat() (Stat, error) { return readParsed(d, "stat", parseStat) }
+
+// readParsed reads the file name of d's process and parses it; a parse
+// error names the file.
+func readParsed[T any](d procDir, name string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := d.read(name)
 	if err != nil {
-		return Stat{}, err
+		return zero, err
 	}
-	st, err := parseStat(b)
+	v, err := parse(b)
 	if err != nil {
-		return Stat{}, fmt.Errorf("procs: parse %s: %w", d.path("stat"), err)
+		return zero, fmt.Errorf("procs: parse %s: %w", d.path(name), err)
 	}
-	return st, nil
+	return v, nil
 }
 
 // readStat reads /proc/PID/stat. A missing process is a goneError; a zombie
@@ -243,15 +248,9 @@ func info(pid int) (Stat, error) {
 	}
 	st.StartTime = ticksToWall(boot, st.Start)
 
-	status, err := d.read("status")
-	if err != nil {
+	if st.UID, err = readParsed(d, "status", parseStatusUID); err != nil {
 		return Stat{}, err
 	}
-	uid, err := parseStatusUID(status)
-	if err != nil {
-		return Stat{}, fmt.Errorf("procs: parse %s: %w", d.path("status"), err)
-	}
-	st.UID = uid
 
 	// exe and cwd are unreadable for zombies and kernel threads (ENOENT) and
 	// for other users' processes without CAP_SYS_PTRACE (EACCES): leave them

@@ -25,14 +25,8 @@ type Flavor struct {
 	AsideHoldsNew   bool
 	PromotesPidfile bool
 
-	Upgrade syscall.Signal // start a new master beside the old one
-	// Drain stops the old master's workers while it keeps its listeners.
-	Drain syscall.Signal
-	// DrainStep, when set, removes one worker; it is sent once per worker
-	// after Drain, for masters that ignore Drain when not daemonized
-	// (unicorn when stdin is a tty, gunicorn without --daemon). It never
-	// goes below DrainFloor workers.
-	DrainStep  syscall.Signal
+	Signals
+	// DrainFloor is the number of workers DrainStep never goes below.
 	DrainFloor int
 	// DrainHonoured, when set, reports that the master honours Drain down to
 	// zero workers, so DrainFloor does not apply to it (gunicorn with
@@ -47,9 +41,8 @@ type Flavor struct {
 	// nginx's title overwrites its environment), a worker retitled or gone
 	// shortly after Drain shows it was honoured (see drainProbe).
 	DrainTitle string
-	// Respawn brings an old master's workers back (rollback). With
-	// RespawnAdds it adds one worker and is sent once per missing worker.
-	Respawn     syscall.Signal
+	// RespawnAdds: Respawn adds one worker and is sent once per missing
+	// worker.
 	RespawnAdds bool
 	// CountsDraining: the master counts a worker it told to stop among its
 	// workers until the worker exits, and Respawn (TTIN) raises its target
@@ -59,9 +52,6 @@ type Flavor struct {
 	// to drain to be gone (up to DrainTimeout) before counting how many to
 	// add (unicorn's worker_processes, gunicorn's num_workers).
 	CountsDraining bool
-
-	Stop      syscall.Signal // graceful stop
-	Terminate syscall.Signal // fast stop, the step before SIGKILL
 
 	// RestoresPidfile: the old master renames <path>.oldbin back to <path>
 	// itself when the new master dies (nginx, unicorn).
@@ -94,6 +84,33 @@ type Flavor struct {
 	// as it names it (a relative path is taken from its working
 	// directory); nil means the binary /proc/PID/exe points to.
 	ExecPath func(cmdline []string) string
+}
+
+// Signals is a flavor's signal table.
+type Signals struct {
+	Upgrade syscall.Signal // start a new master beside the old one
+	// Drain stops the old master's workers while it keeps its listeners.
+	Drain syscall.Signal
+	// DrainStep, when set, removes one worker; it is sent once per worker
+	// after Drain, for masters that ignore Drain when not daemonized
+	// (unicorn when stdin is a tty, gunicorn without --daemon). It never
+	// goes below the flavor's DrainFloor workers.
+	DrainStep syscall.Signal
+	// Respawn brings an old master's workers back (rollback), all of them
+	// or, with the flavor's RespawnAdds, one.
+	Respawn   syscall.Signal
+	Stop      syscall.Signal // graceful stop
+	Terminate syscall.Signal // fast stop, the step before SIGKILL
+}
+
+// nginxSignals is the protocol of nginx (src/os/unix/ngx_process.c), which
+// baton's own master speaks too.
+var nginxSignals = Signals{
+	Upgrade:   syscall.SIGUSR2,
+	Drain:     syscall.SIGWINCH,
+	Respawn:   syscall.SIGHUP,
+	Stop:      syscall.SIGQUIT,
+	Terminate: syscall.SIGTERM,
 }
 
 // Floor is the number of workers the drain of master m can leave: zero
@@ -174,11 +191,7 @@ var Flavors = []Flavor{
 		Name:            "baton",
 		Match:           func(c []string) bool { return len(c) > 1 && cmdlineHas(c, "baton") && slices.Contains(c, "run") },
 		Aside:           ".oldbin",
-		Upgrade:         syscall.SIGUSR2,
-		Drain:           syscall.SIGWINCH,
-		Respawn:         syscall.SIGHUP,
-		Stop:            syscall.SIGQUIT,
-		Terminate:       syscall.SIGTERM,
+		Signals:         nginxSignals,
 		StatusFile:      true,
 		RestoresPidfile: true,
 		RespawnsWorkers: true,
@@ -194,11 +207,7 @@ var Flavors = []Flavor{
 		Name:            "nginx",
 		Match:           func(c []string) bool { return cmdlineHas(c, "nginx: master process") },
 		Aside:           ".oldbin",
-		Upgrade:         syscall.SIGUSR2,
-		Drain:           syscall.SIGWINCH,
-		Respawn:         syscall.SIGHUP,
-		Stop:            syscall.SIGQUIT,
-		Terminate:       syscall.SIGTERM,
+		Signals:         nginxSignals,
 		RestoresPidfile: true,
 		RespawnsWorkers: true,
 		TitledWorkers:   true,
@@ -234,16 +243,18 @@ var Flavors = []Flavor{
 		Match: func(c []string) bool {
 			return cmdlineHas(c, "unicorn", "master") || cmdlineHas(c, "rainbows", "master")
 		},
-		Aside:           ".oldbin",
-		Upgrade:         syscall.SIGUSR2,
-		Drain:           syscall.SIGWINCH,
-		DrainStep:       syscall.SIGTTOU,
-		Respawn:         syscall.SIGTTIN,
+		Aside: ".oldbin",
+		Signals: Signals{
+			Upgrade:   syscall.SIGUSR2,
+			Drain:     syscall.SIGWINCH,
+			DrainStep: syscall.SIGTTOU,
+			Respawn:   syscall.SIGTTIN,
+			Stop:      syscall.SIGQUIT,
+			Terminate: syscall.SIGTERM,
+		},
 		RespawnAdds:     true,
 		CountsDraining:  true,
 		UpgradeIgnored:  "unicorn ignores USR2 while its re-executed child runs or while <pidfile>.oldbin names a live master; see its stderr log",
-		Stop:            syscall.SIGQUIT,
-		Terminate:       syscall.SIGTERM,
 		RestoresPidfile: true,
 		TitledWorkers:   true,
 		WorkerEnv:       "UNICORN_WORKER",
@@ -260,19 +271,21 @@ var Flavors = []Flavor{
 		Aside:           ".2",
 		AsideHoldsNew:   true,
 		PromotesPidfile: true,
-		Upgrade:         syscall.SIGUSR2,
-		Drain:           syscall.SIGWINCH,
-		DrainStep:       syscall.SIGTTOU,
-		DrainFloor:      1,
+		Signals: Signals{
+			Upgrade:   syscall.SIGUSR2,
+			Drain:     syscall.SIGWINCH,
+			DrainStep: syscall.SIGTTOU,
+			Respawn:   syscall.SIGTTIN,
+			Stop:      syscall.SIGTERM,
+			Terminate: syscall.SIGINT,
+		},
+		DrainFloor: 1,
 		// handle_winch: "if self.cfg.daemon: ... self.num_workers = 0".
 		DrainHonoured: func(m MasterFacts) bool {
 			return gunicornDaemon(m.Cmdline) || gunicornDaemon(strings.Fields(envValue(m.Environ, "GUNICORN_CMD_ARGS")))
 		},
-		Respawn:         syscall.SIGTTIN,
 		RespawnAdds:     true,
 		CountsDraining:  true,
-		Stop:            syscall.SIGTERM,
-		Terminate:       syscall.SIGINT,
 		MasterEnv:       "GUNICORN_PID",
 		UpgradeIgnored:  "gunicorn ignores USR2 while a child or parent master exists; see its error log",
 		RestoresPidfile: true, // it never moves the old master's file

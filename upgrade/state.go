@@ -43,6 +43,8 @@ const (
 	numStates
 )
 
+var stateTable = nameTable[State]{typ: "State", noun: "state", names: stateNames[:]}
+
 var stateNames = [numStates]string{
 	Idle:         "idle",
 	Down:         "down",
@@ -57,12 +59,7 @@ var stateNames = [numStates]string{
 	Inconsistent: "inconsistent",
 }
 
-func (s State) String() string {
-	if s < numStates {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
+func (s State) String() string { return stateTable.String(s) }
 
 // Valid reports whether s is one of the declared states.
 func (s State) Valid() bool { return s < numStates }
@@ -71,23 +68,10 @@ func (s State) Valid() bool { return s < numStates }
 func (s State) Settled() bool { return s == Idle || s == Committed || s == RolledBack }
 
 // MarshalText encodes the state by name, for the journal and --json.
-func (s State) MarshalText() ([]byte, error) {
-	if !s.Valid() {
-		return nil, fmt.Errorf("invalid state %d", uint8(s))
-	}
-	return []byte(s.String()), nil
-}
+func (s State) MarshalText() ([]byte, error) { return stateTable.MarshalText(s) }
 
 // UnmarshalText decodes a state name.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, n := range stateNames {
-		if n == string(b) {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown state %q", b)
-}
+func (s *State) UnmarshalText(b []byte) error { return stateTable.UnmarshalText(s, b) }
 
 // Event moves the machine from one state to another.
 type Event uint8
@@ -107,6 +91,8 @@ const (
 	numEvents
 )
 
+var eventTable = nameTable[Event]{typ: "Event", noun: "event", names: eventNames[:]}
+
 var eventNames = [numEvents]string{
 	EvSpawn:      "spawn",
 	EvSpawned:    "spawned",
@@ -120,30 +106,44 @@ var eventNames = [numEvents]string{
 	EvReconcile:  "reconcile",
 }
 
-func (e Event) String() string {
-	if e < numEvents {
-		return eventNames[e]
-	}
-	return fmt.Sprintf("Event(%d)", uint8(e))
-}
+func (e Event) String() string { return eventTable.String(e) }
 
 // MarshalText encodes the event by name.
-func (e Event) MarshalText() ([]byte, error) {
-	if e >= numEvents {
-		return nil, fmt.Errorf("invalid event %d", uint8(e))
-	}
-	return []byte(e.String()), nil
-}
+func (e Event) MarshalText() ([]byte, error) { return eventTable.MarshalText(e) }
 
 // UnmarshalText decodes an event name.
-func (e *Event) UnmarshalText(b []byte) error {
-	for i, n := range eventNames {
+func (e *Event) UnmarshalText(b []byte) error { return eventTable.UnmarshalText(e, b) }
+
+// nameTable gives a small enum (State, Event) its String and text encoding
+// by name: names[v] is the name of v, and a value past the table is invalid.
+type nameTable[T ~uint8] struct {
+	typ   string   // the type's name, for String of an undeclared value
+	noun  string   // what a value is called in errors
+	names []string // indexed by value
+}
+
+func (t nameTable[T]) String(v T) string {
+	if int(v) < len(t.names) {
+		return t.names[v]
+	}
+	return fmt.Sprintf("%s(%d)", t.typ, uint8(v))
+}
+
+func (t nameTable[T]) MarshalText(v T) ([]byte, error) {
+	if int(v) >= len(t.names) {
+		return nil, fmt.Errorf("invalid %s %d", t.noun, uint8(v))
+	}
+	return []byte(t.names[v]), nil
+}
+
+func (t nameTable[T]) UnmarshalText(p *T, b []byte) error {
+	for i, n := range t.names {
 		if n == string(b) {
-			*e = Event(i)
+			*p = T(i)
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown event %q", b)
+	return fmt.Errorf("unknown %s %q", t.noun, b)
 }
 
 // ErrIllegalTransition is wrapped by every *TransitionError.

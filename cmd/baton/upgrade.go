@@ -126,14 +126,8 @@ EXAMPLES:
    BATON_PIDFILE=/run/app.pid baton upgrade start --workers 4 --json
 
 ` + exitCodesHelp,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			opts, err := startOptions(c)
-			if err != nil {
-				return err
-			}
-			return runMachine(c, opts, (*upgrade.Machine).Start)
-		},
+		Flags:  flags,
+		Action: machineAction(startOptions, (*upgrade.Machine).Start),
 	}
 }
 
@@ -179,18 +173,18 @@ EXAMPLES:
    baton upgrade ` + name + ` --pidfile /run/app.pid --json
 
 ` + exitCodesHelp,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			opts, err := machineOptions(c)
-			if err != nil {
-				return err
-			}
-			opts.StopTimeout = c.Duration("stop-timeout")
-			opts.SpawnTimeout = c.Duration("spawn-timeout")
-			opts.DrainTimeout = c.Duration("drain-timeout")
-			return runMachine(c, opts, verb)
-		},
+		Flags:  flags,
+		Action: machineAction(resumeOptions, verb),
 	}
+}
+
+// resumeOptions reads the flags of `upgrade commit` and `upgrade rollback`.
+func resumeOptions(c *cli.Context) (upgrade.Options, error) {
+	opts, err := machineOptions(c)
+	opts.StopTimeout = c.Duration("stop-timeout")
+	opts.SpawnTimeout = c.Duration("spawn-timeout")
+	opts.DrainTimeout = c.Duration("drain-timeout")
+	return opts, err
 }
 
 func upgradeStatusCommand() *cli.Command {
@@ -207,15 +201,28 @@ to do), 2 when the pid file names no master.
 EXAMPLES:
    baton upgrade status --pidfile /run/nginx.pid
    baton upgrade status --pidfile /run/app.pid --check http://127.0.0.1:8080/health --json`,
-		Flags: flags,
-		Action: func(c *cli.Context) error {
-			opts, err := machineOptions(c)
-			if err != nil {
-				return err
-			}
-			opts.Progress = nil
-			return runMachine(c, opts, (*upgrade.Machine).Status)
-		},
+		Flags:  flags,
+		Action: machineAction(statusOptions, (*upgrade.Machine).Status),
+	}
+}
+
+// statusOptions reads the flags of `upgrade status`, which reports no
+// progress: it takes no step.
+func statusOptions(c *cli.Context) (upgrade.Options, error) {
+	opts, err := machineOptions(c)
+	opts.Progress = nil
+	return opts, err
+}
+
+// machineAction is the Action of an upgrade verb: it reads the verb's
+// options and runs it.
+func machineAction(options func(*cli.Context) (upgrade.Options, error), verb func(*upgrade.Machine, context.Context) (*upgrade.Report, error)) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		opts, err := options(c)
+		if err != nil {
+			return err
+		}
+		return runMachine(c, opts, verb)
 	}
 }
 
