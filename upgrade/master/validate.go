@@ -62,34 +62,34 @@ func checkDir(dir string) error {
 // lookupUser finds --user by name, or by uid when it is all digits; an
 // unknown name says so instead of reporting why it is not a number.
 func lookupUser(name string) (*user.User, error) {
-	u, err := user.Lookup(name)
-	if err != nil && allDigits(name) {
-		u, err = user.LookupId(name)
-	}
-	if err != nil {
-		var unknown user.UnknownUserError
-		var unknownID user.UnknownUserIdError
-		if errors.As(err, &unknown) || errors.As(err, &unknownID) {
-			return nil, fmt.Errorf("%w: user %q does not exist", ErrConfig, name)
-		}
-		return nil, fmt.Errorf("%w: user %q: %w", ErrConfig, name, err)
-	}
-	return u, nil
+	return lookupID("user", name, user.Lookup, user.LookupId, func(err error) bool {
+		var byName user.UnknownUserError
+		var byID user.UnknownUserIdError
+		return errors.As(err, &byName) || errors.As(err, &byID)
+	})
 }
 
 // lookupGroup finds --group by name, or by gid when it is all digits.
 func lookupGroup(name string) (*user.Group, error) {
-	g, err := user.LookupGroup(name)
+	return lookupID("group", name, user.LookupGroup, user.LookupGroupId, func(err error) bool {
+		var byName user.UnknownGroupError
+		var byID user.UnknownGroupIdError
+		return errors.As(err, &byName) || errors.As(err, &byID)
+	})
+}
+
+// lookupID looks name up by name, then by id when it is all digits.
+func lookupID[T any](kind, name string, byName, byID func(string) (T, error), unknown func(error) bool) (T, error) {
+	v, err := byName(name)
 	if err != nil && allDigits(name) {
-		g, err = user.LookupGroupId(name)
+		v, err = byID(name)
 	}
-	if err != nil {
-		var unknown user.UnknownGroupError
-		var unknownID user.UnknownGroupIdError
-		if errors.As(err, &unknown) || errors.As(err, &unknownID) {
-			return nil, fmt.Errorf("%w: group %q does not exist", ErrConfig, name)
-		}
-		return nil, fmt.Errorf("%w: group %q: %w", ErrConfig, name, err)
+	switch {
+	case err == nil:
+		return v, nil
+	case unknown(err):
+		return v, fmt.Errorf("%w: %s %q does not exist", ErrConfig, kind, name)
+	default:
+		return v, fmt.Errorf("%w: %s %q: %w", ErrConfig, kind, name, err)
 	}
-	return g, nil
 }
