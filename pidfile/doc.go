@@ -1,17 +1,18 @@
 // Package pidfile reads, writes, locks and renames the pid files through which
 // operators, init scripts and baton find a master.
 //
-// It is a leaf: it imports only the standard library, so that procs, upgrade
-// and cmd/baton can all depend on it. It works on Linux; elsewhere the
-// operations that need flock(2) and /proc fail with errors.ErrUnsupported.
+// It is a leaf: it imports only the standard library and golang.org/x/sys,
+// so that procs, upgrade and cmd/baton can all depend on it. It works on
+// Linux; elsewhere the operations that need flock(2), openat(2) and /proc
+// fail with errors.ErrUnsupported.
 //
 // # Writing
 //
 // [Create] writes the pid to a temporary file in the same directory (mode
 // 0644 whatever the umask), fsyncs it, takes an exclusive flock(2) on it and
-// only then gives it the public name: rename(2) over a stale file, or link(2)
-// when there is none (which fails instead of clobbering a rival that got
-// there first), then fsyncs the directory. A reader sees either the old file
+// only then gives it the public name: rename(2) over a stale file, or
+// renameat2(2) with RENAME_NOREPLACE when there is none (which fails instead
+// of clobbering a rival that got there first), then fsyncs the directory. A reader sees either the old file
 // or the complete new one, never a partial write, and the new file is never
 // visible unlocked.
 //
@@ -76,6 +77,22 @@
 // accepted, because there only a file's owner can replace it and the file's
 // own owner is checked.
 //
+// The path is walked from "/" one component at a time with openat(2) and
+// O_NOFOLLOW, each directory checked on the descriptor opened; a symlink on
+// the way (/var/run -> /run) is followed only when root (or the service
+// user) owns it, and its target is walked the same way. Readers
+// ([Options.ReadSecure], which Read, ReadLive and Locked use as root) check
+// the file's own descriptor — owner, mode, a regular file with a single
+// link — and parse what they read from it, so a path swapped after the
+// check cannot serve another file.
+//
+// The files baton keeps beside a pid file — the upgrade journal and lock, a
+// baton master's status file — go through [Options.ReadState],
+// [Options.OpenState] and [Options.WriteState]: never a symlink, only a
+// regular file with one link owned by root or baton's euid and writable by
+// nobody else, at most a bounded size; written to an O_EXCL temporary file
+// and renamed.
+//
 // # Pitfalls
 //
 //   - Keep a [File] open for the master's whole life and call [File.Close]
@@ -84,6 +101,8 @@
 //     this File's inode ([ErrNotOwner]).
 //   - [Locked] returns locked=true with an error when a locked file's
 //     content does not parse; check err before pid.
-//   - Hard links must be supported by the filesystem holding the pid file
-//     (tmpfs, ext4, xfs and btrfs all do).
+//   - The filesystem holding the pid file should support renameat2(2)'s
+//     RENAME_NOREPLACE (tmpfs, ext4, xfs and btrfs do); elsewhere a new
+//     pid file is hard-linked into place and has two links for a moment,
+//     during which secure readers refuse it.
 package pidfile

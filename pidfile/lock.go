@@ -29,14 +29,9 @@ func (o Options) Locked(path string) (pid int, locked bool, err error) {
 	if err := unsupported(); err != nil {
 		return 0, false, &Error{Path: path, Err: err}
 	}
-	f, pid, perr := o.open(path)
-	if f == nil {
+	fi, pid, perr := o.load(path)
+	if fi == nil {
 		return 0, false, perr
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, false, ioError(path, err)
 	}
 	key, _ := keyOf(fi)
 	_, locked, err = lockHolder(key)

@@ -52,12 +52,11 @@ func ReadLive(path string, probe Probe) (int, error) { return Options{}.ReadLive
 // Read reads and parses path with [Parse]. Errors are [*Error] naming path,
 // wrapping [ErrMissing] (and fs.ErrNotExist), [ErrEmpty], [ErrMalformed]
 // (also for a path that is not a regular file, or is longer than any pid
-// file), or, running as root, [ErrInsecure] from [CheckSecure] with o.
+// file), or, running as root, [ErrInsecure]: the file is read through
+// [Options.ReadSecure] with o, which checks the descriptors it opens (and
+// refuses a hard link too) and parses what it read from the one checked.
 func (o Options) Read(path string) (int, error) {
-	f, pid, err := o.open(path)
-	if f != nil {
-		f.Close()
-	}
+	_, pid, err := o.load(path)
 	return pid, err
 }
 
@@ -69,17 +68,9 @@ func (o Options) Read(path string) (int, error) {
 // Other probe errors are returned wrapped in an [*Error]. A nil probe reads
 // /proc/PID/stat, counting a zombie as gone.
 func (o Options) ReadLive(path string, probe Probe) (int, error) {
-	f, pid, err := o.open(path)
-	if f == nil {
-		return 0, err
-	}
-	defer f.Close()
+	fi, pid, err := o.load(path)
 	if err != nil {
 		return 0, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		return 0, ioError(path, err)
 	}
 	if err := checkLive(path, pid, fi.ModTime(), probe); err != nil {
 		return 0, err
@@ -112,42 +103,50 @@ func isGone(err error) bool {
 	return err != nil && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, os.ErrProcessDone) || errors.Is(err, syscall.ESRCH))
 }
 
-// open checks path (as root), opens it and parses it. On success it returns
-// the open file and the pid. When the file could be opened but not parsed it
-// returns the open file and the parse error; when it could not be opened, a
-// nil file and the error. The caller closes the file.
-func (o Options) open(path string) (*os.File, int, error) {
+// load reads path and parses it: running as root through
+// [Options.ReadSecure], which checks the descriptors it opens and reads,
+// else plainly. It returns the file's FileInfo whenever the file could be
+// read, with the pid or the parse error; a nil FileInfo and the error when
+// it could not.
+func (o Options) load(path string) (fs.FileInfo, int, error) {
+	read := readPlain
 	if os.Geteuid() == 0 {
-		if err := checkSecure(path, o); err != nil {
-			return nil, 0, err
-		}
+		read = o.ReadSecure
 	}
-	// O_NONBLOCK: opening a FIFO planted at path must not hang the reader.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	data, fi, err := read(path, maxSize)
 	if err != nil {
-		return nil, 0, ioError(path, err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, 0, ioError(path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, 0, &Error{Path: path, Err: fmt.Errorf("%w: not a regular file (%s)", ErrMalformed, fi.Mode().Type())}
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		f.Close()
-		return nil, 0, ioError(path, err)
-	}
-	if len(data) > maxSize {
-		return f, 0, &Error{Path: path, Found: excerpt(data), Err: fmt.Errorf("%w: longer than %d bytes", ErrMalformed, maxSize)}
+		return fi, 0, err
 	}
 	pid, err := Parse(data)
 	if e := (*Error)(nil); errors.As(err, &e) {
 		e.Path = path
-		return f, 0, e
+		return fi, 0, e
 	}
-	return f, pid, nil
+	return fi, pid, nil
+}
+
+// readPlain reads at most limit bytes of the regular file at path, for a
+// process that is not root: it can only signal its own processes anyway.
+func readPlain(path string, limit int64) ([]byte, fs.FileInfo, error) {
+	// O_NONBLOCK: opening a FIFO planted at path must not hang the reader.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, ioError(path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, ioError(path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, &Error{Path: path, Err: fmt.Errorf("%w: not a regular file (%s)", ErrMalformed, fi.Mode().Type())}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, ioError(path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fi, &Error{Path: path, Found: excerpt(data), Err: fmt.Errorf("%w: longer than %d bytes", ErrMalformed, limit)}
+	}
+	return data, fi, nil
 }

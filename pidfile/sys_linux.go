@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // procLocks is where Linux lists every lock held on the system, see proc(5).
@@ -63,9 +65,27 @@ func keyOf(fi fs.FileInfo) (fileKey, uint32) {
 	return fileKey{dev: st.Dev, ino: st.Ino}, st.Uid
 }
 
-// link creates newname as a hard link to oldname, failing with fs.ErrExist
-// when newname exists: the atomic "create if absent" that rename(2) lacks.
-func link(oldname, newname string) error { return os.Link(oldname, newname) }
+// renameNoReplace renames oldname to newname, failing with fs.ErrExist
+// when newname exists: renameat2(2) with RENAME_NOREPLACE, the atomic
+// "create if absent" that rename(2) lacks. Where the filesystem does not
+// support the flag (EINVAL) it falls back to link(2) and unlink(2), during
+// which the file has two links for a moment and secure readers refuse it.
+//
+// Unlike link and unlink, the rename never shows the file under two names:
+// [Options.ReadSecure] refuses a file with more than one link.
+func renameNoReplace(oldname, newname string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, unix.RENAME_NOREPLACE)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		if err != nil {
+			return &os.LinkError{Op: "rename", Old: oldname, New: newname, Err: err}
+		}
+		return nil
+	}
+	if err := os.Link(oldname, newname); err != nil {
+		return err
+	}
+	return os.Remove(oldname)
+}
 
 // procStart is the Probe used when none is given: the start time of pid
 // from /proc/PID/stat (field 22, in USER_HZ ticks since boot, always 100

@@ -29,7 +29,9 @@ func (k fileKey) minor() uint64 { return 0 }
 
 func keyOf(fs.FileInfo) (fileKey, uint32) { return fileKey{}, 0 }
 
-func link(string, string) error { return fmt.Errorf("pidfile: link: %w", errors.ErrUnsupported) }
+func renameNoReplace(string, string) error {
+	return fmt.Errorf("pidfile: rename: %w", errors.ErrUnsupported)
+}
 
 func procStart(int) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("pidfile: process start time: %w", errors.ErrUnsupported)

@@ -32,8 +32,9 @@ type File struct {
 //
 // The pid and a newline go to a temporary file in path's directory, with
 // mode 0644 whatever the umask; the file is fsynced and flocked before it
-// is renamed over path (or hard-linked to it when path does not exist yet,
-// which fails instead of clobbering a rival that got there first), and the
+// is renamed over path (or, when path does not exist yet, renamed with
+// RENAME_NOREPLACE, which fails instead of clobbering a rival that got there
+// first), and the
 // directory is fsynced. Readers see the old file or the complete new one.
 //
 // An existing file at path is replaced only if nobody holds its lock: a
@@ -306,8 +307,9 @@ const maxAttempts = 16
 // install moves src (a file this process wrote, or an .oldbin) to dst
 // without clobbering a live master's file:
 //
-//   - when dst does not exist, link(2) creates it (failing if a rival
-//     created it meanwhile) and src's name is removed;
+//   - when dst does not exist, renameat2(2) with RENAME_NOREPLACE moves
+//     src there (failing if a rival created it meanwhile), so the file
+//     never has two links, which secure readers refuse;
 //   - when it exists, install takes its flock without waiting (a held lock
 //     means a live owner: ErrRunning), checks that dst still names the inode
 //     it locked (else it retries), runs vet on it, and renames src over it
@@ -320,15 +322,12 @@ func install(src, dst string, vet func(string, *os.File) error) error {
 		cur, err := os.OpenFile(dst, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			err := link(src, dst)
+			err := renameNoReplace(src, dst)
 			if errors.Is(err, fs.ErrExist) {
 				continue
 			}
 			if err != nil {
 				return ioError(dst, err)
-			}
-			if err := os.Remove(src); err != nil {
-				return ioError(src, err)
 			}
 			return nil
 		case errors.Is(err, syscall.ELOOP):
