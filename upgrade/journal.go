@@ -8,8 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
-	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
 // JournalPath is where the journal of the master with pid file pidfile
@@ -62,16 +62,28 @@ func (j *Journal) Summary() *JournalSummary {
 	return &JournalSummary{State: j.State, Old: j.Old, New: j.New, Updated: j.Updated}
 }
 
+// MaxJournalSize bounds the journal read: a real one is a few kilobytes.
+const MaxJournalSize = 1 << 20
+
 // ReadJournal reads the journal at path. A missing journal is (nil, nil).
+//
+// The journal decides which processes baton signals, so it is read like a
+// pid file: never through a symlink, only a regular file with one link,
+// owned by root or baton's euid and writable by nobody else, at most
+// MaxJournalSize bytes, and (as root) in directories only root can change
+// (pidfile.Options.ReadState). Another user could have planted anything
+// else, in a sticky world-writable directory say; such a file, or one that
+// does not decode, is an error wrapping ErrBadInput that names it.
 func ReadJournal(path string) (*Journal, error) {
-	j, err := readJournal(path)
-	if err != nil {
-		return nil, fmt.Errorf("upgrade: %w", err)
-	}
-	return j, nil
+	return readJournal(path)
 }
 
-// WriteJournal writes j to path atomically.
+// WriteJournal writes j to path atomically (pidfile.Options.WriteState: a
+// temporary file created O_EXCL|O_NOFOLLOW beside path, renamed over it;
+// stale temporary files of a killed orchestrator are removed). It refuses,
+// with an error wrapping ErrBadInput, to replace a file at path that
+// ReadJournal would refuse as unsafe — one another user could have planted
+// — so that the operator sees it rather than baton quietly carrying on.
 func WriteJournal(path string, j *Journal) error {
 	if err := writeJournal(path, j); err != nil {
 		return fmt.Errorf("upgrade: %w", err)
@@ -79,29 +91,82 @@ func WriteJournal(path string, j *Journal) error {
 	return nil
 }
 
-// readJournal and writeJournal are ReadJournal and WriteJournal without
-// the package prefix, for the Machine, whose errors get it once.
+// readJournal is ReadJournal; its errors wrap ErrBadInput, which carries
+// the package prefix.
 func readJournal(path string) (*Journal, error) {
-	data, err := os.ReadFile(path)
+	data, _, err := pidfile.Options{}.ReadState(path, MaxJournalSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read journal: %w", err)
+		return nil, fmt.Errorf("%w: journal: %w", ErrBadInput, err)
 	}
+	j, err := decodeJournal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: journal %s: %w", ErrBadInput, path, err)
+	}
+	return j, nil
+}
+
+// decodeJournal decodes and validates a journal: known states and events,
+// no trailing data, no negative pid or count.
+func decodeJournal(data []byte) (*Journal, error) {
 	var j Journal
 	if err := json.Unmarshal(data, &j); err != nil {
-		return nil, fmt.Errorf("journal %s: %w", path, err)
+		return nil, err
+	}
+	ids := append([]procs.Identity{j.Old, j.New}, j.DrainedWorkers...)
+	for _, id := range ids {
+		if id.PID < 0 {
+			return nil, fmt.Errorf("negative pid %d", id.PID)
+		}
+	}
+	if j.OldWorkers < 0 || j.Workers < 0 || j.DrainedTo < 0 {
+		return nil, fmt.Errorf("negative worker count (%d, %d, %d)", j.OldWorkers, j.Workers, j.DrainedTo)
+	}
+	for _, t := range j.Transitions {
+		if t.By < 0 {
+			return nil, fmt.Errorf("negative orchestrator pid %d", t.By)
+		}
 	}
 	return &j, nil
 }
 
+// writeJournal is WriteJournal without the package prefix, for the
+// Machine, whose errors get it once.
 func writeJournal(path string, j *Journal) error {
 	data, err := json.MarshalIndent(j, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode journal %s: %w", path, err)
 	}
-	return statusfile.WriteAtomic(path, append(data, '\n'))
+	if err := checkReplace(path, MaxJournalSize); err != nil {
+		return fmt.Errorf("%w: journal: refusing to replace %s: %w", ErrBadInput, path, err)
+	}
+	if err := (pidfile.Options{}).WriteState(path, append(data, '\n')); err != nil {
+		return fmt.Errorf("write journal: %w", err)
+	}
+	return nil
+}
+
+// checkReplace returns nil when path is missing or passes the checks of
+// pidfile.Options.OpenState and is at most limit bytes long.
+func checkReplace(path string, limit int64) error {
+	f, err := pidfile.Options{}.OpenState(path, os.O_RDONLY, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() > limit {
+		return fmt.Errorf("%w: %s is %d bytes, longer than %d", pidfile.ErrMalformed, path, fi.Size(), limit)
+	}
+	return nil
 }
 
 // record applies ev to the journal's state through the transition table and

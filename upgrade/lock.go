@@ -2,13 +2,13 @@ package upgrade
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
-	"syscall"
 
 	"github.com/batonhq/baton/pidfile"
-	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
 )
 
 // LockPath is the lock one orchestrator holds per pid file.
@@ -31,48 +31,68 @@ func (e *LockError) Unwrap() error { return ErrLocked }
 
 // Lock is the orchestrator lock on one pid file.
 type Lock struct {
-	fl   *flock.Flock
+	f    *os.File // holds the flock; nil after Release
 	path string
 }
 
 // AcquireLock takes the lock at path without waiting and writes this
 // process's pid into it, so that a second orchestrator can name the holder.
 // A held lock is a *LockError.
+//
+// The file is opened (or created, mode 0644) without following a symlink
+// and without truncating it, and checked on its descriptor before anything
+// is written (pidfile.Options.OpenState): as root, a symlink or hard link
+// planted at the lock path must not make baton truncate the file it names,
+// nor a FIFO hang it. A file another user could have planted is refused
+// with an error wrapping ErrBadInput (the CLI exits 2). The pid is written
+// through the same descriptor.
 func AcquireLock(path string) (*Lock, error) {
-	// O_NOFOLLOW: as root, a symlink planted at the lock path must not make
-	// baton truncate the file it points to.
-	fl := flock.New(path, flock.SetFlag(os.O_CREATE|os.O_RDWR|syscall.O_NOFOLLOW), flock.SetPermissions(0o644))
-	ok, err := fl.TryLock()
+	f, err := pidfile.Options{}.OpenState(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
+		if denied(err) {
+			return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%w: lock: %w", ErrBadInput, err)
 	}
-	if !ok {
-		return nil, &LockError{Path: path, PID: lockHolder(path)}
+	if err := flockNB(f); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &LockError{Path: path, PID: lockHolder(path)}
+		}
+		return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
 	}
 	// The pid is written once the lock is ours, so a reader never sees a
-	// pid that does not hold it. flock(2) locks the inode, not the
-	// descriptor, so a second open of the same file is fine.
-	if err := writePidNoFollow(path); err != nil {
-		_ = fl.Unlock()
+	// pid that does not hold it.
+	if err := writeLockPid(f, strconv.Itoa(os.Getpid())+"\n"); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("upgrade: lock %s: %w", path, err)
 	}
-	return &Lock{fl: fl, path: path}, nil
+	return &Lock{f: f, path: path}, nil
 }
 
-func writePidNoFollow(path string) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0)
-	if err != nil {
+// flockNB takes an exclusive flock(2) on f without waiting.
+func flockNB(f *os.File) error {
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}
+
+// writeLockPid replaces the content of the lock file f with s.
+func writeLockPid(f *os.File, s string) error {
+	if err := f.Truncate(0); err != nil {
 		return err
 	}
-	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
+	_, err := f.WriteAt([]byte(s), 0)
 	return err
 }
 
+// lockHolder is the pid written in the lock file at path, 0 when unknown
+// or the file is not one to trust.
 func lockHolder(path string) int {
-	data, err := os.ReadFile(path)
+	data, _, err := pidfile.Options{}.ReadState(path, 64)
 	if err != nil {
 		return 0
 	}
@@ -83,17 +103,18 @@ func lockHolder(path string) int {
 	return pid
 }
 
-// Release unlocks. The file stays (removing it would race with a second
-// orchestrator that opened it already). A second call is a no-op.
+// Release empties the lock file and unlocks. The file stays (removing it
+// would race with a second orchestrator that opened it already). A second
+// call is a no-op.
 func (l *Lock) Release() error {
-	if l == nil || l.fl == nil {
+	if l == nil || l.f == nil {
 		return nil
 	}
-	if f, err := os.OpenFile(l.path, os.O_WRONLY|os.O_TRUNC|syscall.O_NOFOLLOW, 0); err == nil {
-		f.Close()
-	}
-	err := l.fl.Unlock()
-	l.fl = nil
+	_ = l.f.Truncate(0)
+	// Closing the only descriptor of the open file description releases
+	// the flock (flock(2)).
+	err := l.f.Close()
+	l.f = nil
 	return err
 }
 

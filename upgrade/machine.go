@@ -9,6 +9,10 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/pidfile"
 )
 
 // Options configures a Machine. Zero durations take the documented defaults.
@@ -171,16 +175,20 @@ func (m *Machine) warn(format string, args ...any) {
 func (m *Machine) begin(command string, lock bool) error {
 	m.t0 = m.sys.Now()
 	m.rep = &Report{Command: command, Pidfile: m.opts.Pidfile, Steps: []Step{}}
-	if f, err := os.Open(m.opts.Pidfile); denied(err) {
+	// access(2), not open(2): opening a FIFO planted at the path blocks.
+	if err := unix.Faccessat(unix.AT_FDCWD, m.opts.Pidfile, unix.R_OK, unix.AT_EACCESS); denied(err) {
 		return permission(err, "read the pid file "+m.opts.Pidfile, m.opts.Pidfile)
-	} else if err == nil {
-		f.Close()
 	}
 	if _, err := os.Stat(filepath.Dir(m.opts.Pidfile)); err != nil {
 		return fmt.Errorf("%w: pid file directory: %w", ErrBadInput, err)
 	}
 	j, err := readJournal(JournalPath(m.opts.Pidfile))
 	if err != nil {
+		if lock && unsafeFile(err) {
+			// Another user could have planted it: it would tell baton whom
+			// to signal. Refused before anything happens.
+			return err
+		}
 		m.rep.Findings = append(m.rep.Findings, fmt.Sprintf("journal unreadable, ignored: %v", err))
 	}
 	m.j = j
@@ -345,6 +353,12 @@ func (m *Machine) finished(ctx context.Context, what string) error {
 		return fmt.Errorf("%w: %s, but the checks fail: %w", ErrInconsistent, what, err)
 	}
 	return nil
+}
+
+// unsafeFile reports whether err refuses a file another user could have
+// written (as opposed to one that is missing or merely garbled by a crash).
+func unsafeFile(err error) bool {
+	return errors.Is(err, pidfile.ErrInsecure) || errors.Is(err, pidfile.ErrSymlink)
 }
 
 // pidfileSettle bounds settle's wait for a pid file being rewritten.

@@ -79,6 +79,14 @@ func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
 // upgrade or an error wrapping ErrNotRunning, ErrUpgradePending or
 // ErrPreflight.
 func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) {
+	// The master renames its pid file there (nginx, unicorn, baton) or
+	// its successor writes it (gunicorn): a file there that baton refuses
+	// to read — planted by another user, or garbled — must not be
+	// clobbered or believed.
+	if p, _ := m.readPid(m.flavor.AsidePath(m.opts.Pidfile)); p.Exists && p.Err != "" {
+		m.rep.Advice = "remove " + p.Path + " if no master runs from it"
+		return nil, fmt.Errorf("%w: %s: %s", ErrBadInput, p.Path, p.Err)
+	}
 	switch {
 	case v.State == Down:
 		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))

@@ -82,7 +82,7 @@ func (s *System) fill() {
 		s.Facts = readFacts
 	}
 	if s.ReadStatus == nil {
-		s.ReadStatus = statusfile.Read
+		s.ReadStatus = readStatus
 	}
 	if s.Run == nil {
 		s.Run = runShell
@@ -139,4 +139,15 @@ func socketHolders(inodes []uint64) ([]int, error) {
 		pids[i] = id.PID
 	}
 	return pids, nil
+}
+
+// readStatus reads a baton master's status file as the journal is read:
+// it says when the new master is ready, so nothing another user could
+// have planted is believed.
+func readStatus(path string) (statusfile.Master, error) {
+	data, _, err := pidfile.Options{}.ReadState(path, pidfile.MaxStateSize)
+	if err != nil {
+		return statusfile.Master{}, err
+	}
+	return statusfile.Decode(path, data)
 }

@@ -58,36 +58,44 @@ func base(pidfile string, pid int) string { return pidfile + "." + strconv.Itoa(
 // Read reads a status file written by Write. A missing file is an error
 // wrapping fs.ErrNotExist.
 func Read(path string) (Master, error) {
-	var s Master
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return s, fmt.Errorf("statusfile: %w", err)
+		return Master{}, fmt.Errorf("statusfile: %w", err)
 	}
+	return Decode(path, data)
+}
+
+// Decode decodes the content of the status file at path, for a reader
+// that read it its own way (the orchestrator, as root, through
+// pidfile.Options.ReadState: no symlink, nothing another user could have
+// written).
+func Decode(path string, data []byte) (Master, error) {
+	var s Master
 	if err := json.Unmarshal(data, &s); err != nil {
 		return s, fmt.Errorf("statusfile: %s: %w", path, err)
 	}
 	return s, nil
 }
 
-// Write writes s to path atomically (WriteAtomic).
+// Write writes s to path atomically (writeAtomic).
 func Write(path string, s Master) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("statusfile: encode %s: %w", path, err)
 	}
-	if err := WriteAtomic(path, append(data, '\n')); err != nil {
+	if err := writeAtomic(path, append(data, '\n')); err != nil {
 		return fmt.Errorf("statusfile: %w", err)
 	}
 	return nil
 }
 
-// WriteAtomic writes data to a temporary file beside path, with mode 0644
+// writeAtomic writes data to a temporary file beside path, with mode 0644
 // whatever the umask, and renames it over path, so readers never see a
 // partial file. It does not fsync (see the package doc); the orchestrator's
 // journal is written with it too. Its error is an *fs.PathError with Op
 // "write" and Path path, without a package prefix: the caller's package
 // adds its own.
-func WriteAtomic(path string, data []byte) error {
+func writeAtomic(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return &fs.PathError{Op: "write", Path: path, Err: err}

@@ -124,7 +124,7 @@ func TestReadErrors(t *testing.T) {
 
 func TestWriteAtomicError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "no such dir", "j")
-	err := WriteAtomic(path, []byte("x"))
+	err := writeAtomic(path, []byte("x"))
 	var pe *fs.PathError
 	if !errors.As(err, &pe) || pe.Op != "write" || pe.Path != path || !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("err = %#v, want *fs.PathError{Op: write, Path: %s} wrapping fs.ErrNotExist", err, path)
