@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -481,9 +482,19 @@ func mustWait(ctx context.Context, t testing.TB, limit time.Duration, what strin
 	}
 }
 
-// readPid reads a pid file strictly: one decimal pid, optional newline.
+// readPid reads a pid file strictly: one decimal pid, optional newline. A
+// path that is not a regular file (a planted FIFO) is an error, never a
+// blocking open.
 func readPid(path string) (int, error) {
-	data, err := os.ReadFile(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("pid file %s is not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, 64))
 	if err != nil {
 		return 0, err
 	}
