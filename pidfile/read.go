@@ -134,6 +134,12 @@ func readPlain(path string, limit int64) ([]byte, fs.FileInfo, error) {
 		return nil, nil, ioError(path, err)
 	}
 	defer f.Close()
+	return readOpen(f, path, limit)
+}
+
+// readOpen reads at most limit bytes of f, opened at path, which must be a
+// regular file.
+func readOpen(f *os.File, path string, limit int64) ([]byte, fs.FileInfo, error) {
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, nil, ioError(path, err)

@@ -3,7 +3,6 @@ package pidfile
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 )
@@ -104,18 +103,7 @@ func (r rules) read(path string, limit int64) ([]byte, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, nil, ioError(path, err)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, nil, ioError(path, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fi, &Error{Path: path, Found: excerpt(data), Err: fmt.Errorf("%w: longer than %d bytes", ErrMalformed, limit)}
-	}
-	return data, fi, nil
+	return readOpen(f, path, limit)
 }
 
 // allowed reports whether uid may own what baton trusts.

@@ -79,12 +79,7 @@ func (o Options) WriteState(path string, data []byte) error {
 		return err
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer discard(f, &ok)
 	// Chmod is fchmod(2): the umask does not apply.
 	if err := f.Chmod(0o644); err != nil {
 		return ioError(path, err)

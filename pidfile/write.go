@@ -63,12 +63,7 @@ func Create(path string, pid int, opts Options) (*File, error) {
 		return nil, ioError(path, err)
 	}
 	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer discard(tmp, &ok)
 	// Chmod is fchmod(2): unlike the mode given to open(2), the umask does
 	// not apply.
 	if err := tmp.Chmod(0o644); err != nil {
@@ -429,3 +424,12 @@ func syncDir(path string) error {
 
 // OldbinPath returns path + ".oldbin".
 func OldbinPath(path string) string { return path + ".oldbin" }
+
+// discard closes and removes the temporary file f unless *kept: a write
+// that failed half-way leaves nothing behind.
+func discard(f *os.File, kept *bool) {
+	if !*kept {
+		f.Close()
+		os.Remove(f.Name())
+	}
+}
