@@ -40,6 +40,7 @@ type batonProc struct {
 	start    time.Time
 	out, err syncBuffer
 	result   *cmdResult
+	quiet    bool // wait logs the result only when baton did not exit 0
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutine os/exec runs
@@ -136,7 +137,9 @@ func (b *batonProc) wait(t testing.TB) cmdResult {
 		r.Code = -1
 		t.Errorf("baton %s: %v", strings.Join(b.args, " "), err)
 	}
-	t.Logf("baton %s: exit %d after %s\n%s%s", strings.Join(b.args, " "), r.Code, r.Elapsed.Round(time.Millisecond), indent(r.Stdout), indent(r.Stderr))
+	if !b.quiet || r.Code != 0 {
+		t.Logf("baton %s: exit %d after %s\n%s%s", strings.Join(b.args, " "), r.Code, r.Elapsed.Round(time.Millisecond), indent(r.Stdout), indent(r.Stderr))
+	}
 	b.result = &r
 	return r
 }
@@ -155,6 +158,16 @@ func (b *batonProc) kill(t testing.TB) cmdResult {
 func batonCmd(ctx context.Context, t testing.TB, args ...string) cmdResult {
 	t.Helper()
 	return batonStart(ctx, t, args...).wait(t)
+}
+
+// batonCmdQuiet is batonCmd that logs nothing when baton exits 0, for a
+// long run's thousands of commands (TestSoak); any other exit is logged
+// with baton's output.
+func batonCmdQuiet(ctx context.Context, t testing.TB, args ...string) cmdResult {
+	t.Helper()
+	b := batonStart(ctx, t, args...)
+	b.quiet = true
+	return b.wait(t)
 }
 
 func indent(s string) string {

@@ -12,6 +12,7 @@
 //	BATON_REQUIRE_PEERS=1 go test ./integration/  # CI: a missing peer fails the run
 //	go test -short ./integration/                 # fewer upgrade cycles
 //	go test -run 'TestUpgrade/nginx' -v ./integration/
+//	go test -v -run Soak -timeout 90m ./integration/ -soak  # TestSoak, only with -soak (BENCHMARKS.md)
 //
 // # Harness
 //

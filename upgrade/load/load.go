@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -184,6 +185,20 @@ func Start(ctx context.Context, opts Options) (*Run, error) {
 // Counts returns the requests answered and failed so far, for progress.
 func (r *Run) Counts() (ok, failed int) {
 	return int(r.ok.Load()), int(r.failed.Load())
+}
+
+// Snapshot returns what the run has counted so far: requests, failures by
+// kind, races and tags (no latencies; Elapsed is the time since Start), for
+// the periodic reports of a long run. The result is a copy.
+func (r *Run) Snapshot() Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res := r.result
+	res.Failures = maps.Clone(res.Failures)
+	res.Tags = maps.Clone(res.Tags)
+	res.Samples = slices.Clone(res.Samples)
+	res.Elapsed = time.Since(r.started)
+	return res
 }
 
 // Done is closed when every worker has finished.

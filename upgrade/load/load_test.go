@@ -198,3 +198,39 @@ func TestStopAndDuration(t *testing.T) {
 		t.Fatalf("got %s", res)
 	}
 }
+
+// TestSnapshot: a snapshot taken once the run is done counts what the final
+// result counts, races and failures included, and is a copy.
+func TestSnapshot(t *testing.T) {
+	var n atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%4 == 0 {
+			http.Error(w, "boom", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprint(w, "gen=1\n")
+	}))
+	defer srv.Close()
+	r, err := Start(context.Background(), Options{Target: srv.URL + "/", Concurrency: 1, MaxRequests: 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-r.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("load run did not finish")
+	}
+	snap := r.Snapshot()
+	snap.Tags["gen=1"] = -1
+	snap.Failures[FailStatus] = -1
+	final := r.Wait()
+	if final.Requests != 20 || final.OK != 15 || final.Failed != 5 {
+		t.Fatalf("final %s", final)
+	}
+	if snap.Requests != final.Requests || snap.OK != final.OK || snap.Failed != final.Failed || snap.Races != final.Races {
+		t.Fatalf("snapshot %s, final %s", snap, final)
+	}
+	if final.Tags["gen=1"] != 15 || final.Failures[FailStatus] != 5 {
+		t.Fatalf("changing the snapshot changed the run: tags %v failures %v", final.Tags, final.Failures)
+	}
+}

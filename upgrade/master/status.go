@@ -5,6 +5,7 @@ package master
 import (
 	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"time"
 
@@ -24,6 +25,7 @@ func (m *master) status() statusfile.Master {
 		Dir:            m.cfg.dir,
 		Workers:        []statusfile.Worker{},
 		Listeners:      []statusfile.Listener{},
+		Goroutines:     runtime.NumGoroutine(),
 	}
 	if g := m.current(); g != nil && !m.stopping {
 		s.Ready = m.generationReady(g)

@@ -25,7 +25,13 @@ type Master struct {
 	Dir            string     `json:"dir,omitempty"`
 	Workers        []Worker   `json:"workers"`
 	Listeners      []Listener `json:"listeners"`
-	Updated        time.Time  `json:"updated"`
+	// Goroutines is the master's runtime.NumGoroutine() as of the last
+	// event it handled (a signal, a worker's exit or readiness): it looks
+	// at its status after each and rewrites the file when anything, this
+	// count included, changed. An idle master does not refresh it. For
+	// leak watching (integration's TestSoak), not for decisions.
+	Goroutines int       `json:"goroutines"`
+	Updated    time.Time `json:"updated"`
 }
 
 // Worker is one worker of a baton master.
