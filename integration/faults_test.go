@@ -82,6 +82,8 @@ type faultCase struct {
 	// permanent says the fault cannot be repaired without restarting the
 	// master, so no second upgrade is tried after it.
 	permanent bool
+	// say, when set, is what the error on stderr must say.
+	say string
 }
 
 func always(codes ...int) func(flavor) []int { return func(flavor) []int { return codes } }
@@ -155,6 +157,16 @@ func TestFault(t *testing.T) {
 			codes: always(2),
 		},
 		{
+			// A hung preflight is stopped at --preflight-timeout (with
+			// what it started) and refused before USR2: nothing touched.
+			name: "preflight-hangs",
+			inject: func(_ context.Context, t *testing.T, p *peer) []string {
+				return []string{"--preflight", "sleep 60", "--preflight-timeout", "500ms"}
+			},
+			codes: always(2),
+			say:   "timed out after 500ms",
+		},
+		{
 			name: "spawn-timeout",
 			inject: func(_ context.Context, t *testing.T, p *peer) []string {
 				p.neverReady(t)
@@ -212,6 +224,9 @@ func TestFault(t *testing.T) {
 					r := p.upgrade(ctx, t, "start", append([]string{"--spawn-timeout", "10s"}, append(extra, "--commit")...)...)
 					codes := fc.codes(f)
 					r.wantCode(t, codes...)
+					if fc.say != "" && !strings.Contains(r.Stderr, fc.say) {
+						t.Errorf("stderr does not say %q:\n%s", fc.say, r.Stderr)
+					}
 					switch r.Code {
 					case 2, 1:
 						if r.Code == 2 {

@@ -21,3 +21,11 @@ func ChildrenByRole(pid int, role Role) ([]Stat, error) {
 	}
 	return out, nil
 }
+
+// Group lists the live (non-zombie) members of process group pgid, by
+// identity, in pid order. Processes that exit while the list is built are
+// left out; an empty list means the group is gone, or holds only zombies.
+// A caller that signals the group by its id (kill(-pgid)) must know the id
+// is not recycled: it is while no process of the group is left, reaped or
+// not, so keep one unreaped (see upgrade's shell commands).
+func Group(pgid int) ([]Identity, error) { return group(pgid) }

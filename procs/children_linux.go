@@ -52,6 +52,30 @@ func children(pid int) ([]Stat, error) {
 	return out, nil
 }
 
+func group(pgid int) ([]Identity, error) {
+	if pgid <= 0 {
+		return nil, fmt.Errorf("procs: invalid process group %d", pgid)
+	}
+	pids, err := allPIDs()
+	if err != nil {
+		return nil, fmt.Errorf("procs: process group %d: %w", pgid, err)
+	}
+	var out []Identity
+	for _, n := range pids {
+		st, err := readStat(n)
+		if errors.Is(err, ErrGone) {
+			continue // exited since the directory was read
+		}
+		if err != nil {
+			return nil, fmt.Errorf("procs: process group %d: %w", pgid, err)
+		}
+		if st.Group == pgid && !st.Zombie() {
+			out = append(out, st.Identity())
+		}
+	}
+	return out, nil
+}
+
 // allPIDs lists the processes in /proc, in ascending order. Some may be
 // gone by the time the caller looks at them.
 func allPIDs() ([]int, error) {

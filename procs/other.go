@@ -21,6 +21,7 @@ func errUnsupported(what string) error {
 func info(int) (Stat, error)                  { return Stat{}, errUnsupported("info") }
 func startTime(int) (time.Time, error)        { return time.Time{}, errUnsupported("start time") }
 func children(int) ([]Stat, error)            { return nil, errUnsupported("children") }
+func group(int) ([]Identity, error)           { return nil, errUnsupported("process group") }
 func listeners(int) ([]Listener, error)       { return nil, errUnsupported("listeners") }
 func open(int) (*Process, error)              { return nil, errUnsupported("open") }
 func openIdentity(Identity) (*Process, error) { return nil, errUnsupported("open") }

@@ -3,6 +3,7 @@
 package procs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -448,6 +449,41 @@ func TestChildren(t *testing.T) {
 	}
 	if !slices.ContainsFunc(mine, func(s Stat) bool { return s.Identity() == h.id }) {
 		t.Errorf("Children(self) = %v, lacks helper %v", mine, h.id)
+	}
+}
+
+// TestGroup: a helper started with Setpgid leads a process group that its
+// children join; Group lists the live members and leaves a zombie out.
+func TestGroup(t *testing.T) {
+	h := startHelper(t, "parent", helperOpts{}, "2")
+	want := []Identity{h.id}
+	for _, pid := range h.pids(t) {
+		want = append(want, recordStarted(t, pid))
+	}
+	slices.SortFunc(want, func(a, b Identity) int { return cmp.Compare(a.PID, b.PID) })
+	got, err := Group(h.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("Group(%d) = %v, want %v", h.cmd.Process.Pid, got, want)
+	}
+
+	z := startHelper(t, "zombie", helperOpts{})
+	zombie := z.pids(t)[0]
+	if st, err := readStat(zombie); err != nil || !st.Zombie() || st.Group != z.cmd.Process.Pid {
+		t.Fatalf("helper's child %d: %+v, %v; want a zombie in group %d", zombie, st, err, z.cmd.Process.Pid)
+	}
+	got, err = Group(z.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []Identity{z.id}) {
+		t.Errorf("Group(%d) = %v, want only the helper %v", z.cmd.Process.Pid, got, z.id)
+	}
+
+	if _, err := Group(0); err == nil {
+		t.Error("Group(0) succeeded")
 	}
 }
 

@@ -25,6 +25,7 @@ type Stat struct {
 	PID        int
 	PPID       int
 	State      byte // R, S, D, Z, T, ...
+	Group      int  // process group id (field 5): a process that called setpgid(2) or setsid(2) leads its own
 	Session    int  // session id (field 6): a daemon that called setsid(2) leads its own
 	UID        int  // real uid
 	Start      uint64
@@ -44,7 +45,7 @@ func (s Stat) Identity() Identity { return Identity{PID: s.PID, Start: s.Start} 
 func (s Stat) Zombie() bool { return s.State == 'Z' }
 
 // ParseStat parses the contents of /proc/PID/stat. It fills PID, Comm, State,
-// PPID, Session and Start and leaves the other fields zero.
+// PPID, Group, Session and Start and leaves the other fields zero.
 //
 // The command name (field 2) is printed between parentheses without any
 // escaping and may itself hold spaces, parentheses and even newlines (a
@@ -93,6 +94,10 @@ func parseStat(b []byte) (Stat, error) {
 	if !ok || ppid > maxPID { // 0 for init and kernel threads
 		return Stat{}, fmt.Errorf("%w: ppid %q", errMalformed, fields[1])
 	}
+	group, ok := parseDecimal(fields[2])
+	if !ok || group > maxPID { // 0 for kernel threads
+		return Stat{}, fmt.Errorf("%w: pgrp %q", errMalformed, fields[2])
+	}
 	session, ok := parseDecimal(fields[3])
 	if !ok || session > maxPID { // 0 for kernel threads
 		return Stat{}, fmt.Errorf("%w: session %q", errMalformed, fields[3])
@@ -105,6 +110,7 @@ func parseStat(b []byte) (Stat, error) {
 		PID:     pid,
 		PPID:    int(ppid),
 		State:   state[0],
+		Group:   group,
 		Session: session,
 		Start:   start,
 		Comm:    s[open+1 : end],

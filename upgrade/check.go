@@ -1,7 +1,6 @@
 package upgrade
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"strings"
 	"time"
 )
@@ -22,7 +20,7 @@ const (
 	CheckHTTP CheckKind = iota + 1 // http:// or https://: expects a 2xx answer
 	CheckUnix                      // unix:/path.sock:/path: HTTP over a unix socket
 	CheckTCP                       // tcp://host:port: a connection is accepted
-	CheckExec                      // exec:CMD: sh -c CMD exits 0
+	CheckExec                      // exec:CMD: sh -c CMD exits 0 (see runCommand)
 )
 
 // Check is one parsed health check. The zero value is not a check; use
@@ -169,12 +167,9 @@ func (c Check) run(ctx context.Context) error {
 			conn.Close()
 		}
 	case CheckExec:
-		var out bytes.Buffer
-		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Cmd)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.WaitDelay = time.Second
-		if err = cmd.Run(); err != nil {
-			msg := strings.TrimSpace(out.String())
+		var out []byte
+		if out, err = runCommand(ctx, c.Cmd, CommandGrace); err != nil {
+			msg := strings.TrimSpace(string(out))
 			if len(msg) > 200 {
 				msg = msg[:200] + "..."
 			}

@@ -104,4 +104,9 @@
 //	unix:/run/app.sock:/health     HTTP over a unix socket
 //	tcp://127.0.0.1:8080           a connection is accepted
 //	exec:CMD                       sh -c CMD exits 0
+//
+// exec: checks and the preflight command run in a process group of their
+// own with a scrubbed environment; at their timeout the whole group is
+// stopped and waited for, and nothing they leave in it outlives them
+// (command.go).
 package upgrade

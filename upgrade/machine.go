@@ -26,8 +26,16 @@ type Options struct {
 	// commit or rollback.
 	Checks []Check
 	// Preflight is a shell command that must exit 0 before anything is
-	// signalled (e.g. "nginx -t"). Empty means none.
+	// signalled (e.g. "nginx -t"). Empty means none. It runs with sh -c in
+	// a process group of its own, stopped whole when it ends or times out,
+	// without NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* and BATON_* in its
+	// environment (as exec: checks do).
 	Preflight string
+	// PreflightTimeout bounds the Preflight command (default
+	// DefaultPreflightTimeout). At its end the command's whole process
+	// group is stopped and Start refuses with ErrPreflight (wrapping
+	// ErrTimeout): nothing is signalled and the lock is released.
+	PreflightTimeout time.Duration
 	// Workers is how many workers the new master must have; 0 means as many
 	// as the old master had.
 	Workers int
@@ -60,6 +68,10 @@ type Options struct {
 	// Sys replaces the real system (tests). Nil fields are real.
 	Sys System
 }
+
+// DefaultPreflightTimeout bounds the Preflight command when
+// Options.PreflightTimeout is zero.
+const DefaultPreflightTimeout = 60 * time.Second
 
 // Step is one line of progress.
 type Step struct {
@@ -147,7 +159,8 @@ func New(opts Options) (*Machine, error) {
 	def(&opts.DrainTimeout, 30*time.Second)
 	def(&opts.VerifyFor, 2*time.Second)
 	def(&opts.StopTimeout, 10*time.Second)
-	for _, d := range []time.Duration{opts.SpawnTimeout, opts.DrainTimeout, opts.StopTimeout} {
+	def(&opts.PreflightTimeout, DefaultPreflightTimeout)
+	for _, d := range []time.Duration{opts.SpawnTimeout, opts.DrainTimeout, opts.StopTimeout, opts.PreflightTimeout} {
 		if d < 0 {
 			return nil, fmt.Errorf("%w: negative timeout %v", ErrBadInput, d)
 		}

@@ -112,17 +112,34 @@ func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) 
 		return nil, fmt.Errorf("%w: %s", ErrPreflight, strings.Join(problems, "; "))
 	}
 	if m.opts.Preflight != "" {
-		out, err := m.sys.Run(ctx, m.opts.Preflight)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
+		if err := m.runPreflight(ctx); err != nil {
+			return nil, err
 		}
-		m.step("preflight", "%q passed", m.opts.Preflight)
 	}
 	if err := m.checkAll(ctx); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPreflight, err)
 	}
 	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
 	return old, nil
+}
+
+// runPreflight runs the preflight command within Options.PreflightTimeout:
+// an error wraps ErrPreflight, and ErrTimeout when the timeout ended it.
+func (m *Machine) runPreflight(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, m.opts.PreflightTimeout)
+	defer cancel()
+	out, err := m.sys.Run(pctx, m.opts.Preflight)
+	if err != nil && ctx.Err() == nil && errors.Is(pctx.Err(), context.DeadlineExceeded) {
+		// One line: what a hung command printed so far explains less than
+		// which command it was and which option bounds it.
+		return fmt.Errorf("%w: %w", ErrPreflight, &timeoutError{after: m.opts.PreflightTimeout,
+			reason: fmt.Sprintf("command %q stopped with its process group (--preflight-timeout)", m.opts.Preflight)})
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w%s", ErrPreflight, err, prefixed(": ", strings.TrimSpace(string(out))))
+	}
+	m.step("preflight", "%q passed", m.opts.Preflight)
+	return nil
 }
 
 // execProblems checks what Upgrade will exec: the binary (returned, for the

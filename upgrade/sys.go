@@ -43,7 +43,9 @@ type System struct {
 	Facts func(pid int) MasterFacts
 	// ReadStatus reads a baton master's status file.
 	ReadStatus func(path string) (statusfile.Master, error)
-	// Run runs a preflight command with sh -c, returning its combined output.
+	// Run runs a preflight command with sh -c in a process group of its
+	// own and a scrubbed environment (runCommand), returning its combined
+	// output; when ctx is done the whole group is stopped.
 	Run func(ctx context.Context, cmd string) ([]byte, error)
 	// Watch returns a channel that receives when something in dir changes
 	// (inotify), and a stop function; nil channel when not supported.
@@ -119,9 +121,9 @@ func readFacts(pid int) MasterFacts {
 	return f
 }
 
+// runShell runs a preflight command (runCommand) and names it in its error.
 func runShell(ctx context.Context, cmd string) ([]byte, error) {
-	c := execCommand(ctx, cmd)
-	out, err := c.CombinedOutput()
+	out, err := runCommand(ctx, cmd, CommandGrace)
 	if err != nil {
 		return out, fmt.Errorf("%q: %w", cmd, err)
 	}

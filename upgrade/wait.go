@@ -3,15 +3,8 @@ package upgrade
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"time"
 )
-
-func execCommand(ctx context.Context, cmd string) *exec.Cmd {
-	c := exec.CommandContext(ctx, "/bin/sh", "-c", cmd)
-	c.WaitDelay = time.Second
-	return c
-}
 
 // Backoff bounds of waitFor. Polling is the fallback where no event exists
 // (a master's worker count, a health check); pid files also wake the wait

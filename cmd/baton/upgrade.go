@@ -74,9 +74,9 @@ func flavorFlag() cli.Flag {
 
 func checkFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD", EnvVars: envVars("check")},
+		&cli.StringSliceFlag{Name: "check", Usage: "health check, repeatable: http://HOST:PORT/PATH, https://..., unix:/PATH.sock:/PATH, tcp://HOST:PORT, exec:CMD (run like --preflight)", EnvVars: envVars("check")},
 		&cli.BoolFlag{Name: "check-insecure", Usage: "do not verify TLS certificates of https checks", EnvVars: envVars("check-insecure")},
-		durationFlag("check-timeout", upgrade.DefaultCheckTimeout, "bound on one run of one check"),
+		durationFlag("check-timeout", upgrade.DefaultCheckTimeout, "bound on one run of one check (an exec: check's process group is stopped at its end)"),
 	}
 }
 
@@ -96,7 +96,8 @@ func upgradeStartCommand() *cli.Command {
 	flags := []cli.Flag{pidfileFlag(), flavorFlag()}
 	flags = append(flags, checkFlags()...)
 	flags = append(flags,
-		&cli.StringFlag{Name: "preflight", Usage: "shell command that must succeed before anything is signalled, e.g. 'nginx -t'", EnvVars: envVars("preflight")},
+		&cli.StringFlag{Name: "preflight", Usage: "shell command that must succeed before anything is signalled, e.g. 'nginx -t' (sh -c, in a process group of its own; NOTIFY_SOCKET, WATCHDOG_*, LISTEN_* and BATON_* are not passed)", EnvVars: envVars("preflight")},
+		durationFlag("preflight-timeout", upgrade.DefaultPreflightTimeout, "bound on the --preflight command: at its end the command's process group is stopped (TERM, KILL) and nothing is signalled (exit 2)"),
 		&cli.IntFlag{Name: "workers", Usage: "workers the new master must have", DefaultText: "as many as the old", EnvVars: envVars("workers")},
 		durationFlag("spawn-timeout", defaultSpawnTimeout, "time for the new master to be up, verified and healthy"),
 		durationFlag("drain-timeout", defaultDrainTimeout, "time for the old workers to exit"),
@@ -138,6 +139,10 @@ func startOptions(c *cli.Context) (upgrade.Options, error) {
 		return opts, err
 	}
 	opts.Preflight = c.String("preflight")
+	opts.PreflightTimeout = c.Duration("preflight-timeout")
+	if opts.PreflightTimeout <= 0 {
+		return opts, usageErrorf("upgrade start: --preflight-timeout %v: want a positive duration such as 60s", opts.PreflightTimeout)
+	}
 	opts.Workers = c.Int("workers")
 	opts.SpawnTimeout = c.Duration("spawn-timeout")
 	opts.DrainTimeout = c.Duration("drain-timeout")

@@ -48,6 +48,7 @@ func TestUpgradeCLIRefuses(t *testing.T) {
 	os.WriteFile(garbage, []byte("not a pid\n"), 0o644)
 	for _, tc := range []struct {
 		name string
+		env  string // NAME=VALUE set for the run
 		args []string
 		want int
 		say  string
@@ -58,8 +59,14 @@ func TestUpgradeCLIRefuses(t *testing.T) {
 		{name: "garbage-pidfile", args: []string{"upgrade", "start", "--pidfile", garbage}, want: exitUsage, say: "malformed"},
 		{name: "missing-pidfile-commit", args: []string{"upgrade", "commit", "--pidfile", filepath.Join(dir, "none.pid")}, want: exitUsage, say: "missing"},
 		{name: "extra-argument", args: []string{"upgrade", "rollback", "--pidfile", garbage, "now"}, want: exitUsage, say: "unexpected argument"},
+		{name: "preflight-timeout-zero", args: []string{"upgrade", "start", "--pidfile", garbage, "--preflight-timeout", "0"}, want: exitUsage, say: "--preflight-timeout 0s: want a positive duration"},
+		{name: "preflight-timeout-negative", args: []string{"upgrade", "start", "--pidfile", garbage, "--preflight-timeout", "-1s"}, want: exitUsage, say: "--preflight-timeout -1s: want a positive duration"},
+		{name: "preflight-timeout-env", env: "BATON_PREFLIGHT_TIMEOUT=-5s", args: []string{"upgrade", "start", "--pidfile", garbage}, want: exitUsage, say: "--preflight-timeout -5s: want a positive duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if name, val, ok := strings.Cut(tc.env, "="); ok {
+				t.Setenv(name, val)
+			}
 			var stderr bytes.Buffer
 			code := runWith(append([]string{"baton"}, tc.args...), &bytes.Buffer{}, &stderr)
 			if code != tc.want || !strings.Contains(stderr.String(), tc.say) {
