@@ -596,27 +596,23 @@ func TestNewMasterKilledDuringSpawn(t *testing.T) {
 	f := startFake(t, fakeOptions{next: []string{"FAKE_MODE=fail-health", "FAKE_VERSION=v2"}})
 	old := f.pid(f.pidfile)
 	ctx := testCtx(t)
-	killed := make(chan int, 1)
-	go func() {
-		defer close(killed)
-		_ = waitFor(ctx, 20*time.Second, nil, func() (bool, string, error) {
-			nu := f.pid(f.pidfile)
-			if nu == 0 || nu == old {
-				return false, "", nil
+	// Killed from the progress callback, which the machine calls in line:
+	// the moment it has found the new master and its workers, before any
+	// check of the new generation runs (a poller of its own could lose that
+	// window to the failed check's rollback).
+	nu := 0
+	rep, err := newMachine(t, f, func(o *Options) {
+		o.StopTimeout = time.Second
+		o.Progress = func(s Step) {
+			t.Log(s)
+			if s.Name == "spawn" && strings.HasPrefix(s.Msg, "new master ") && nu == 0 {
+				nu = f.pid(f.pidfile)
+				syscall.Kill(nu, syscall.SIGKILL)
 			}
-			ws, err := procs.ChildrenByRole(nu, procs.RoleWorker)
-			if err != nil || len(ws) < 2 {
-				return false, "", nil
-			}
-			syscall.Kill(nu, syscall.SIGKILL)
-			killed <- nu
-			return true, "", nil
-		})
-	}()
-	rep, err := newMachine(t, f, func(o *Options) { o.StopTimeout = time.Second }).Start(ctx)
-	nu := <-killed
-	if nu == 0 {
-		t.Fatal("the new master never came up")
+		}
+	}).Start(ctx)
+	if nu == 0 || nu == old {
+		t.Fatalf("the new master was never found (pid file names %d)", nu)
 	}
 	// Its checks may fail first (the new workers answer 500): either way
 	// the upgrade is rolled back and nothing of it is left.
