@@ -85,7 +85,8 @@ func ReadJournal(path string) (*Journal, error) {
 
 // WriteJournal writes j to path atomically (pidfile.Options.WriteState: a
 // temporary file created O_EXCL|O_NOFOLLOW beside path, renamed over it;
-// stale temporary files of a killed orchestrator are removed). It refuses,
+// those a killed orchestrator left are removed once a minute old, and at
+// once by the next Machine verb that takes the lock). It refuses,
 // with an error wrapping ErrBadInput, to replace a file at path that
 // ReadJournal would refuse as unsafe — one another user could have planted
 // — so that the operator sees it rather than baton quietly carrying on.
