@@ -37,15 +37,17 @@ var runID = fmt.Sprintf("%d-%d", os.Getpid(), time.Now().UnixNano())
 // helpers are the programs a re-executed test binary can be. Each returns
 // the process's exit code.
 var helpers = map[string]func(args []string) int{
-	"witness":  helperWitness,
-	"watchdog": helperWatchdog,
+	"witness":       helperWitness,
+	"watchdog":      helperWatchdog,
+	"socket-holder": helperSocketHolder,
 }
 
 // usedHelpers are the helpers some test starts; TestMain fails a run that
 // registers a helper no test uses (a dead helper is a test that was lost).
 var usedHelpers = map[string]bool{
-	"witness":  true, // TestFaultPidfile
-	"watchdog": true, // TestMain
+	"witness":       true, // TestFaultPidfile
+	"watchdog":      true, // TestMain
+	"socket-holder": true, // TestRollbackSweepSocketActivation
 }
 
 func TestMain(m *testing.M) {

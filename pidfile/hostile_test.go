@@ -375,3 +375,27 @@ func TestWriteState(t *testing.T) {
 		t.Errorf("directory holds %v", names)
 	}
 }
+
+// TestRemoveTemps: for a caller holding the lock every writer takes, every
+// temporary file of path that baton's euid owns is a dead writer's, however
+// fresh; another user's file, a symlink (even to one of ours) and a name
+// WriteState never gives stay.
+func TestRemoveTemps(t *testing.T) {
+	requireRoot(t)
+	dir := stickyDir(t)
+	p := filepath.Join(dir, "app.pid.upgrade.json")
+	prefix := filepath.Join(dir, ".app.pid.upgrade.json.tmp")
+	ours, foreign, odd, link := prefix+"1", prefix+"2", prefix+"x", prefix+"3"
+	writeMode(t, ours, "half", 0o600, 0)
+	writeMode(t, odd, "half", 0o600, 0)
+	writeMode(t, foreign, "half", 0o600, nobody)
+	symlinkAs(t, ours, link, 0)
+	if n := RemoveTemps(p); n != 1 {
+		t.Errorf("RemoveTemps = %d, want 1", n)
+	}
+	for f, want := range map[string]bool{ours: false, foreign: true, odd: true, link: true} {
+		if _, err := os.Lstat(f); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(f), err == nil, want)
+		}
+	}
+}

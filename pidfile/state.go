@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -97,21 +98,41 @@ func (o Options) WriteState(path string, data []byte) error {
 	return nil
 }
 
+// RemoveTemps removes the temporary files [Options.WriteState] left for
+// path when its writer was killed between create and rename: the regular
+// files ".BASE.tmpN" beside path that baton's euid owns, whatever their
+// age. Only a caller that knows no write of path is under way may call it:
+// one holding the lock that every writer of path takes (the orchestrator's
+// lock, for the upgrade journal). WriteState itself removes only those
+// older than a minute. It never follows a symlink (Lstat, and unlink(2)
+// removes the name only), leaves other users' files alone and returns how
+// many it removed.
+func RemoveTemps(path string) int { return removeTemps(path, 0) }
+
 // removeStaleTemps removes path's temporary files older than staleTemp
-// that baton's euid owns. It never follows a symlink (Lstat, and unlink(2)
-// removes the name only) and leaves other users' files alone.
-func removeStaleTemps(path string) {
+// that baton's euid owns.
+func removeStaleTemps(path string) { removeTemps(path, staleTemp) }
+
+// removeTemps removes path's temporary files at least minAge old that
+// baton's euid owns, and returns how many.
+func removeTemps(path string, minAge time.Duration) int {
 	prefix := "." + filepath.Base(path) + ".tmp"
 	names, _ := filepath.Glob(filepath.Join(filepath.Dir(path), globEscape(prefix)+"*"))
+	n := 0
 	for _, name := range names {
+		suffix := strings.TrimPrefix(filepath.Base(name), prefix)
+		if suffix == "" || strings.Trim(suffix, "0123456789") != "" {
+			continue // not a name WriteState gives
+		}
 		fi, err := os.Lstat(name)
-		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < staleTemp {
+		if err != nil || !fi.Mode().IsRegular() || time.Since(fi.ModTime()) < minAge {
 			continue
 		}
-		if _, uid := keyOf(fi); int(uid) == os.Geteuid() {
-			os.Remove(name)
+		if _, uid := keyOf(fi); int(uid) == os.Geteuid() && os.Remove(name) == nil {
+			n++
 		}
 	}
+	return n
 }
 
 // globEscape quotes the metacharacters of filepath.Match in s.

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/batonhq/baton/procs"
 )
 
 // Commit finishes an upgrade left in Spawned or Drained (or one crashed
@@ -56,18 +59,12 @@ func (m *Machine) commit(ctx context.Context) error {
 	if err := m.record(EvCommit, 0, fmt.Sprintf("%s to %s", SignalName(m.flavor.Stop), oldID)); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
-	if oldID.PID != 0 {
-		m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
-		// The old workers told to drain, pinned by identity, go too: they
-		// outlive an old master that was killed (nginx's keep serving their
-		// keep-alive connections).
-		if err := m.stop(ctx, oldID, m.j.DrainedWorkers); err != nil {
-			m.mustRecord(EvBreak, err.Error())
-			if m.hardStopped() {
-				m.rep.Advice = m.stoppedAdvice("commit")
-			}
-			return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
+	if err := m.stopOld(ctx, oldID, newID); err != nil {
+		m.mustRecord(EvBreak, err.Error())
+		if m.hardStopped() {
+			m.rep.Advice = m.stoppedAdvice("commit")
 		}
+		return fmt.Errorf("%w: commit: %w", ErrInconsistent, err)
 	}
 	err := waitFor(ctx, m.opts.StopTimeout, m.wake, func() (bool, string, error) {
 		o := m.observe()
@@ -104,6 +101,33 @@ func (m *Machine) commit(ctx context.Context) error {
 	m.mustRecord(EvCommitted, fmt.Sprintf("new master %s", newID))
 	m.step("commit", "old master %d is gone; %s names new master %d%s", oldID.PID, m.opts.Pidfile, newID.PID, checksSuffix(len(m.opts.Checks)))
 	return nil
+}
+
+// stopOld stops the old master, and the old workers told to drain that are
+// still its children, pinned by identity before the stop: they outlive an
+// old master that is killed (nginx's keep serving their keep-alive
+// connections). An old master that live observation does not confirm (no
+// pid file names it and it is not the new master's parent) is not
+// signalled, nor are drained workers it no longer parents.
+func (m *Machine) stopOld(ctx context.Context, oldID, newID procs.Identity) error {
+	st, ok := m.running(oldID)
+	if !ok {
+		if left := m.workersLeft(m.j.DrainedWorkers); len(left) > 0 {
+			m.warn("the old master %s is gone; %d old worker(s) it told to drain outlived it and are not signalled: %v", oldID, len(left), left)
+		}
+		return nil
+	}
+	if !m.confirmedOld(st, newID) {
+		m.warn("the journal's old master %s runs, but no pid file names it and it is not the new master's parent: not signalled", oldID)
+		return nil
+	}
+	m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
+	return m.stop(ctx, oldID, m.childrenOf(oldID, m.j.DrainedWorkers))
+}
+
+// workersLeft returns those of ids that still run.
+func (m *Machine) workersLeft(ids []procs.Identity) []procs.Identity {
+	return slices.DeleteFunc(slices.Clone(ids), func(id procs.Identity) bool { return !m.runs(id) })
 }
 
 // removeIfNames removes path if it still names pid.

@@ -74,12 +74,19 @@
 // process started after the file was written, or whose pid the journal
 // knows with another start time, names no master. A new master is pinned
 // when first seen as the old master's child (its title may change when it
-// execs, as unicorn's does) and recorded in the journal at once. A rollback
-// also stops, by identity, whatever still holds the listening sockets and
-// is neither the old master nor its child: workers orphaned by a new master
-// that was killed (nginx's keep serving). A new master that came and went
-// between two looks is noticed by the pid file's inode coming back with a
-// new change time.
+// execs, as unicorn's does) and recorded in the journal at once, and so
+// are its workers as they are seen. The journal alone never gets an
+// identity signalled: live observation must confirm it (a new master is the
+// old one's child or named by a pid file; an old master is named by a pid
+// file or is the new one's parent). A rollback also stops, by identity,
+// what is left of the new generation holding the listening sockets:
+// workers orphaned by a new master that was killed (nginx's keep serving),
+// pinned or titled as workers and started after the upgrade signal. Every
+// other holder is left alone (sweep.go): PID 1, the service manager that
+// passed the sockets (systemd under socket activation), the old master and
+// everything below it (a worker script's server). A new master that came
+// and went between two looks is noticed by the pid file's inode coming
+// back with a new change time.
 //
 // # Waiting
 //

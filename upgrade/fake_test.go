@@ -25,7 +25,10 @@ import (
 type fakeProc struct {
 	stat    procs.Stat
 	workers bool // a worker, not a master
-	dead    chan struct{}
+	// inert: it records signals and acts on none but SIGKILL (none at all
+	// as PID 1), like a service manager or a server a script runs.
+	inert bool
+	dead  chan struct{}
 }
 
 // fakeSys is an nginx-like world. Behaviour switches are set per test.
@@ -47,6 +50,9 @@ type fakeSys struct {
 	// ttinDelay: a counting master acts on TTIN this long after it is sent
 	// (a slow fork on a loaded machine).
 	ttinDelay time.Duration
+	// onUpgrade, when set, runs (with mu held) once a new master nu and
+	// its workers are spawned.
+	onUpgrade func(nu int)
 
 	// target, when set, makes masters unicorn-like (fake_counting_test.go):
 	// pid → worker_processes; busy: workers that finish a request this long
@@ -137,6 +143,12 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 	defer f.mu.Unlock()
 	f.log = append(f.log, fmt.Sprintf("%d %s", pid, SignalName(sig)))
 	p := f.procs[pid]
+	if p.inert {
+		if sig == syscall.SIGKILL && pid != 1 {
+			f.kill(pid)
+		}
+		return
+	}
 	isNew := p.stat.PPID != 1
 	switch {
 	case sig == syscall.SIGKILL:
@@ -189,6 +201,9 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 func (f *fakeSys) upgrade(pid int) {
 	os.Rename(f.pidfile, f.pidfile+".oldbin")
 	nu := f.spawnMaster(pid)
+	if f.onUpgrade != nil {
+		f.onUpgrade(nu)
+	}
 	if !f.neverWritesPid {
 		f.writePid(f.pidfile, nu)
 	}

@@ -295,3 +295,42 @@ func TestJournalStaleTemps(t *testing.T) {
 		t.Errorf("directory holds %d entries, want the journal and two temporary files", len(ents))
 	}
 }
+
+// TestLockedVerbRemovesJournalTemps: every journal write holds the
+// orchestrator's lock, so a temporary journal file found under the lock was
+// left by an orchestrator killed between create and rename, however fresh:
+// the next locked verb removes it, even one it refuses. Another user's
+// file, a symlink and a name WriteState never gives stay, and status,
+// which takes no lock, removes nothing.
+func TestLockedVerbRemovesJournalTemps(t *testing.T) {
+	requireRoot(t)
+	f := newFakeSys(t)
+	prefix := filepath.Join(filepath.Dir(f.pidfile), "."+filepath.Base(JournalPath(f.pidfile))+".tmp")
+	killed := prefix + "123"
+	plantFile(t, killed, "{", 0o600, 0)
+	foreign := prefix + "456"
+	plantFile(t, foreign, "{", 0o600, nobody)
+	other := prefix + "l"
+	plantFile(t, other, "{", 0o600, 0)
+	link := prefix + "789"
+	if err := os.Symlink(killed, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fakeMachine(t, f).Rollback(t.Context()); !errors.Is(err, ErrBadInput) {
+		t.Fatalf("rollback while idle: %v, want refused", err)
+	}
+	for p, want := range map[string]bool{killed: false, foreign: true, other: true, link: true} {
+		if _, err := os.Lstat(p); (err == nil) != want {
+			t.Errorf("%s exists = %v, want %v", filepath.Base(p), err == nil, want)
+		}
+	}
+	// Without the lock a write may be under way: status leaves its file.
+	writing := prefix + "321"
+	plantFile(t, writing, "{", 0o600, 0)
+	if _, err := fakeMachine(t, f).Status(t.Context()); err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if _, err := os.Lstat(writing); err != nil {
+		t.Errorf("status, which takes no lock, removed %s: %v", filepath.Base(writing), err)
+	}
+}

@@ -33,6 +33,11 @@ type Journal struct {
 	DrainedTo    int  `json:"drained_to"`  // old workers the drain left (a flavor's floor)
 	// DrainedWorkers are the old workers told to drain.
 	DrainedWorkers []procs.Identity `json:"drained_workers,omitempty"`
+	// NewWorkers are the new master's workers as seen (and, once a
+	// rollback stops it, everything below them): what of them outlives
+	// the new master and holds the listeners is the new generation's to a
+	// rollback's sweep, while it is the same identity.
+	NewWorkers []procs.Identity `json:"new_workers,omitempty"`
 	// Respawned counts the Respawn signals a rollback sent where each adds
 	// a worker (RespawnAdds), and RespawnBase the count they add to: an
 	// orchestrator resuming a killed rollback counts those still on their
@@ -80,7 +85,8 @@ func ReadJournal(path string) (*Journal, error) {
 
 // WriteJournal writes j to path atomically (pidfile.Options.WriteState: a
 // temporary file created O_EXCL|O_NOFOLLOW beside path, renamed over it;
-// stale temporary files of a killed orchestrator are removed). It refuses,
+// those a killed orchestrator left are removed once a minute old, and at
+// once by the next Machine verb that takes the lock). It refuses,
 // with an error wrapping ErrBadInput, to replace a file at path that
 // ReadJournal would refuse as unsafe — one another user could have planted
 // — so that the operator sees it rather than baton quietly carrying on.
@@ -115,7 +121,7 @@ func decodeJournal(data []byte) (*Journal, error) {
 	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, err
 	}
-	ids := append([]procs.Identity{j.Old, j.New}, j.DrainedWorkers...)
+	ids := append(append([]procs.Identity{j.Old, j.New}, j.DrainedWorkers...), j.NewWorkers...)
 	for _, id := range ids {
 		if id.PID < 0 {
 			return nil, fmt.Errorf("negative pid %d", id.PID)
@@ -184,6 +190,17 @@ func (j *Journal) record(now time.Time, by int, ev Event, observed State, note s
 	j.Updated = now
 	j.Transitions = append(j.Transitions, Transition{At: now, From: from, Event: ev, To: to, By: by, Note: note})
 	return nil
+}
+
+// spawnedAt is when the upgrade signal of this upgrade was recorded; zero
+// when it was not.
+func (j *Journal) spawnedAt() time.Time {
+	for i := len(j.Transitions) - 1; i >= 0; i-- {
+		if j.Transitions[i].Event == EvSpawn {
+			return j.Transitions[i].At
+		}
+	}
+	return time.Time{}
 }
 
 // drainSent reports whether the drain signal was sent in this upgrade.

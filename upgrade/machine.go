@@ -231,6 +231,11 @@ func (m *Machine) begin(command string, lock bool) error {
 			return err
 		}
 		m.lock = l
+		// Every writer of the journal holds the lock: a temporary file of
+		// it now was left by an orchestrator killed mid-write.
+		if n := pidfile.RemoveTemps(JournalPath(m.opts.Pidfile)); n > 0 {
+			m.step("journal", "removed %d temporary file(s) of %s that a killed orchestrator left", n, JournalPath(m.opts.Pidfile))
+		}
 		// Read again under the lock: the previous holder may have written
 		// it since.
 		if m.j, err = readJournal(JournalPath(m.opts.Pidfile)); err != nil {

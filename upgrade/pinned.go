@@ -94,3 +94,51 @@ func (m *Machine) signal(id procs.Identity, sig syscall.Signal) error {
 func gone(err error) bool {
 	return errors.Is(err, procs.ErrGone) || errors.Is(err, procs.ErrReused) || errors.Is(err, os.ErrProcessDone)
 }
+
+// The journal names the masters and workers baton pinned, but an identity
+// is signalled only while live observation confirms its role: the journal
+// may be stale (an upgrade long finished, another boot whose pids and start
+// times happen to match), and baton never signals on its word alone.
+
+// confirmedNew reports whether st, running, is the new master of the old
+// master oldID by live observation: oldID's child, or named by a pid file.
+func (m *Machine) confirmedNew(st procs.Stat, oldID procs.Identity) bool {
+	return st.PPID == oldID.PID && m.runs(oldID) || m.named(st)
+}
+
+// confirmedOld reports whether st, running, is the old master of the new
+// master newID by live observation: named by a pid file, or newID's parent.
+func (m *Machine) confirmedOld(st procs.Stat, newID procs.Identity) bool {
+	if m.named(st) {
+		return true
+	}
+	nst, ok := m.running(newID)
+	return ok && nst.PPID == st.PID
+}
+
+// named reports whether the pid file or the flavor's aside file names st,
+// and was written after st started (else it named an earlier process that
+// had the pid).
+func (m *Machine) named(st procs.Stat) bool {
+	for _, path := range []string{m.opts.Pidfile, m.flavor.AsidePath(m.opts.Pidfile)} {
+		p, written := m.readPid(path)
+		if p.Err != "" || p.PID != st.PID {
+			continue
+		}
+		if written.IsZero() || st.StartTime.IsZero() || !st.StartTime.After(written.Add(reuseSlack)) {
+			return true
+		}
+	}
+	return false
+}
+
+// childrenOf returns those of ids that run as children of parent.
+func (m *Machine) childrenOf(parent procs.Identity, ids []procs.Identity) []procs.Identity {
+	var out []procs.Identity
+	for _, id := range ids {
+		if st, ok := m.running(id); ok && st.PPID == parent.PID {
+			out = append(out, id)
+		}
+	}
+	return out
+}

@@ -89,6 +89,10 @@ type rollbackPlan struct {
 	// restoreAt: until then the old master may restore its pid file itself.
 	restoreAt  time.Time
 	restoreErr error // the last failed restore of the pid file
+	// unconfirmed: the journal's new master runs but nothing live says it
+	// is the new master; neither it nor what the journal pinned as its
+	// generation is signalled.
+	unconfirmed bool
 }
 
 func (m *Machine) planRollback() *rollbackPlan {
@@ -260,7 +264,19 @@ func (p *rollbackPlan) stopNew(ctx context.Context) error {
 	}
 	var workers []procs.Identity
 	if st, ok := m.running(p.newID); ok {
-		workers = m.workerIDs(m.master(st, []int{p.oldID.PID}).Workers)
+		if !m.confirmedNew(st, p.oldID) {
+			// The journal names it, but nothing live says it is the new
+			// master: never signal an identity on the journal's word alone.
+			m.warn("the journal's new master %s runs, but it is not the old master %d's child and no pid file names it: not signalled", p.newID, p.oldID.PID)
+			p.unconfirmed = true
+			return nil
+		}
+		kids := m.master(st, []int{p.oldID.PID}).Workers
+		// Pinned with everything below them before the stop: what
+		// outlives it (a worker's child that left its process group) is
+		// still known to the sweep as the new generation's.
+		m.pinNewGeneration(kids, true)
+		workers = m.workerIDs(kids)
 	}
 	m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", p.newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
 	if err := m.stop(ctx, p.newID, workers); err != nil {
@@ -274,11 +290,11 @@ func (p *rollbackPlan) stopNew(ctx context.Context) error {
 	return nil
 }
 
-// sweep stops whatever else still holds the listeners and is not the old
-// master's: workers orphaned by a new master that was killed (nginx's keep
-// serving) are left of the new generation.
+// sweep stops what is left of the new generation holding the listeners:
+// workers orphaned by a new master that was killed (nginx's keep serving),
+// another child master of the old one. Nothing else (sweep.go).
 func (p *rollbackPlan) sweep(ctx context.Context) error {
-	return p.m.sweep(ctx, p.oldID)
+	return p.m.sweep(ctx, p.oldID, p.newID, !p.unconfirmed)
 }
 
 // restorePidfile waits until the pid file names the old master again and

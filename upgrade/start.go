@@ -356,6 +356,7 @@ func (w *spawnWait) notAside(o Observation) (bool, string, error) {
 // ready is the probe once the new master's pid file names it: its workers,
 // the old master's listeners, its status, then the checks.
 func (w *spawnWait) ready(ctx context.Context, nm *MasterObs) (bool, string, error) {
+	w.m.pinNewGeneration(nm.Workers, false)
 	if len(nm.Workers) < w.want {
 		return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), w.want), nil
 	}
@@ -501,6 +502,7 @@ func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
 	if v.New == nil || v.New.ID != nu.ID {
 		return fmt.Errorf("after verify the state is %s: %s", v.State, strings.Join(v.Findings, "; "))
 	}
+	m.pinNewGeneration(v.New.Workers, false)
 	m.step("verify", "new generation healthy for %v (%d check rounds)", m.opts.VerifyFor, runs)
 	return nil
 }

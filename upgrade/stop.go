@@ -3,8 +3,6 @@ package upgrade
 import (
 	"context"
 	"fmt"
-	"os"
-	"slices"
 	"syscall"
 
 	"github.com/batonhq/baton/procs"
@@ -74,51 +72,4 @@ func (m *Machine) stop(ctx context.Context, id procs.Identity, workers []procs.I
 		return fmt.Errorf("%d processes survived %s", len(left), SignalName(ForceKill))
 	}
 	return nil
-}
-
-// sweep stops, by identity, the processes holding the old master's
-// listening sockets that are neither the old master nor its workers.
-func (m *Machine) sweep(ctx context.Context, oldID procs.Identity) error {
-	ls, err := m.sys.Listeners(oldID.PID)
-	if err != nil || len(ls) == 0 {
-		return nil
-	}
-	pids, err := m.sys.Holders(inodes(ls))
-	if err != nil {
-		return nil
-	}
-	// The old master's children of the new generation, however titled
-	// (something exec'd in place of the new binary that never gets ready,
-	// a second new master): nginx ignores Upgrade while one lives.
-	var kids []int
-	if st, ok := m.running(oldID); ok {
-		kids = m.master(st, nil).ChildMasters
-	}
-	var strays []procs.Identity
-	for _, pid := range pids {
-		if pid == oldID.PID || pid == os.Getpid() {
-			continue
-		}
-		st, err := m.sys.Info(pid)
-		if err != nil || st.Zombie() {
-			continue
-		}
-		if st.PPID == oldID.PID {
-			if !slices.Contains(kids, pid) {
-				continue // the old master's own worker
-			}
-			workers := m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
-			m.step("rollback", "stopping %d, a child of old master %d that is none of its workers and holds its listeners (%s, then %s, then %s, %v apart)", pid, oldID.PID, SignalName(m.flavor.Stop), SignalName(m.flavor.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
-			if err := m.stop(ctx, st.Identity(), workers); err != nil {
-				return fmt.Errorf("stop %d: %w", pid, err)
-			}
-			continue
-		}
-		strays = append(strays, st.Identity())
-	}
-	if len(strays) == 0 {
-		return nil
-	}
-	m.step("rollback", "stopping %d leftover process(es) of the new generation that still hold the listeners: %v", len(strays), strays)
-	return m.stop(ctx, procs.Identity{}, strays)
 }
