@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -144,4 +145,40 @@ func TestDrainCapabilityFromWorkers(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestBrokenUpgradeSettledByMasters: an upgrade left Inconsistent (the old
+// master was killed during the drain, so its rollback failed) that the
+// masters then settled themselves — the new master took the pid file, as
+// gunicorn's does when its parent dies — is finished by the verb the
+// operator was told to run: commit exits 0 and records Committed, it does
+// not refuse with "nothing to commit".
+func TestBrokenUpgradeSettledByMasters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		old := f.pidOf(t)
+		if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		nu := f.pidOf(t)
+		j, err := readJournal(JournalPath(f.pidfile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.State = Inconsistent
+		if err := writeJournal(JournalPath(f.pidfile), j); err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		f.kill(old)
+		f.mu.Unlock()
+		os.Remove(f.pidfile + ".oldbin")
+		rep, err := fakeMachine(t, f).Commit(t.Context())
+		if err != nil || rep.State != Committed || f.pidOf(t) != nu {
+			t.Fatalf("commit: %v, state %s, pid file %d (want committed to %d)", err, rep.State, f.pidOf(t), nu)
+		}
+		if j, err := readJournal(JournalPath(f.pidfile)); err != nil || j.State != Committed {
+			t.Errorf("journal after commit: %+v, %v; want committed", j, err)
+		}
+	})
 }

@@ -21,8 +21,9 @@ func (m *Machine) Commit(ctx context.Context) (*Report, error) {
 // commitVerb is Commit's body, run by command. An upgrade interrupted
 // while its new master started finishes its spawn first.
 func (m *Machine) commitVerb(ctx context.Context, v Verdict) error {
-	if v.State == Committed && m.was == Committing {
-		// Interrupted after the old master was told to stop: it finished.
+	if v.State == Committed && (m.was == Committing || m.was == Inconsistent) {
+		// Interrupted after the old master was told to stop, or left
+		// Inconsistent when the old master died: the masters finished it.
 		return m.finished(ctx, "the old master is gone")
 	}
 	if v.State == Committed {

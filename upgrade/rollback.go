@@ -21,9 +21,10 @@ func (m *Machine) Rollback(ctx context.Context) (*Report, error) {
 
 // rollbackVerb is Rollback's body, run by command.
 func (m *Machine) rollbackVerb(ctx context.Context, v Verdict) error {
-	if v.State == RolledBack && m.was == RollingBack {
-		// Interrupted half-way: the masters finished it (the old master
-		// took its pid file back when the new one exited).
+	if v.State == RolledBack && (m.was == RollingBack || m.was == Inconsistent) {
+		// Interrupted half-way, or left Inconsistent when the new master
+		// died: the masters finished it (the old master took its pid file
+		// back when the new one exited).
 		return m.finished(ctx, "the new master is gone and the old one serves")
 	}
 	if _, err := Next(v.State, EvRollback); err != nil {
