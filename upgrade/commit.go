@@ -113,10 +113,20 @@ func (m *Machine) commit(ctx context.Context) error {
 func (m *Machine) stopOld(ctx context.Context, oldID, newID procs.Identity) error {
 	st, ok := m.running(oldID)
 	if !ok {
-		if left := m.workersLeft(m.j.DrainedWorkers); len(left) > 0 {
-			m.warn("the old master %s is gone; %d old worker(s) it told to drain outlived it and are not signalled: %v", oldID, len(left), left)
+		// Old workers that outlived their killed master (nginx's keep
+		// serving their keep-alive connections) go too, but only those
+		// live observation confirms: the journal's identity, holding the
+		// new master's listening sockets.
+		left := m.workersLeft(m.j.DrainedWorkers)
+		held := m.holding(newID, left)
+		if len(held) < len(left) {
+			m.warn("the old master %s is gone; %d old worker(s) it told to drain outlived it without holding the listeners and are not signalled", oldID, len(left)-len(held))
 		}
-		return nil
+		if len(held) == 0 {
+			return nil
+		}
+		m.step("commit", "the old master %s is gone; stopping %d old worker(s) that outlived it", oldID, len(held))
+		return m.stop(ctx, oldID, held)
 	}
 	if !m.confirmedOld(st, newID) {
 		m.warn("the journal's old master %s runs, but no pid file names it and it is not the new master's parent: not signalled", oldID)
@@ -124,6 +134,22 @@ func (m *Machine) stopOld(ctx context.Context, oldID, newID procs.Identity) erro
 	}
 	m.step("commit", "sent %s to old master %d", SignalName(m.flavor.Stop), oldID.PID)
 	return m.stop(ctx, oldID, m.childrenOf(oldID, m.j.DrainedWorkers))
+}
+
+// holding returns those of ids that hold one of master's listening sockets.
+func (m *Machine) holding(master procs.Identity, ids []procs.Identity) []procs.Identity {
+	if len(ids) == 0 {
+		return nil
+	}
+	ls, err := m.sys.Listeners(master.PID)
+	if err != nil || len(ls) == 0 {
+		return nil
+	}
+	pids, err := m.sys.Holders(inodes(ls))
+	if err != nil {
+		return nil
+	}
+	return slices.DeleteFunc(slices.Clone(ids), func(id procs.Identity) bool { return !slices.Contains(pids, id.PID) })
 }
 
 // workersLeft returns those of ids that still run.
