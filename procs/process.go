@@ -52,6 +52,19 @@ func (p *Process) Alive() bool { return p.alive() }
 // number of Waits may run at once; the process need not be a child.
 func (p *Process) Wait(ctx context.Context) error { return p.wait(ctx) }
 
+// WaitGone blocks until every process in ids has exited (or was gone
+// already) or ctx is done, waiting on each by pidfd.
+func WaitGone(ctx context.Context, ids []Identity) {
+	for _, id := range ids {
+		p, err := OpenIdentity(id)
+		if err != nil {
+			continue // gone already
+		}
+		p.Wait(ctx)
+		p.Close()
+	}
+}
+
 // Close releases the pidfd and wakes pending Waits with ErrClosed. Later
 // calls return nil.
 func (p *Process) Close() error {

@@ -166,14 +166,7 @@ func waitGroupGone(pgid int, timeout time.Duration) error {
 		if err != nil || len(left) == 0 {
 			return err
 		}
-		for _, id := range left {
-			p, err := procs.OpenIdentity(id)
-			if err != nil {
-				continue // gone already
-			}
-			p.Wait(ctx)
-			p.Close()
-		}
+		procs.WaitGone(ctx, left)
 	}
 	return nil
 }

@@ -3,12 +3,10 @@
 package master
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"os"
+	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -75,41 +73,11 @@ func waitExited(pid int) error {
 // groupRest lists the live members of process group pgid other than its
 // leader (pid pgid): the processes a worker left behind.
 func groupRest(pgid int) []procs.Identity {
-	ents, err := os.ReadDir("/proc")
+	ids, err := procs.Group(pgid)
 	if err != nil {
 		return nil
 	}
-	var out []procs.Identity
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == pgid {
-			continue
-		}
-		data, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue // gone meanwhile
-		}
-		// Fields after comm's last ')': state ppid pgrp ... starttime (22nd).
-		f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-		if len(f) < 20 || f[0] == "Z" || f[0] == "X" || f[2] != strconv.Itoa(pgid) {
-			continue
-		}
-		start, _ := strconv.ParseUint(f[19], 10, 64)
-		out = append(out, procs.Identity{PID: pid, Start: start})
-	}
-	return out
-}
-
-// waitGone waits, by pidfd, until every process in ids has exited or ctx ends.
-func waitGone(ctx context.Context, ids []procs.Identity) {
-	for _, id := range ids {
-		p, err := procs.OpenIdentity(id)
-		if err != nil {
-			continue // already gone
-		}
-		p.Wait(ctx)
-		p.Close()
-	}
+	return slices.DeleteFunc(ids, func(id procs.Identity) bool { return id.PID == pgid })
 }
 
 // signalGroup signals w's process group. It is called on the loop only,
@@ -139,7 +107,7 @@ func (m *master) leaderExited(w *worker) {
 			m.stopWorker(w, m.cfg.stopSignal)
 		}
 		go func() {
-			waitGone(m.bg, rest)
+			procs.WaitGone(m.bg, rest)
 			m.post(func() { m.leaderExited(w) })
 		}()
 		return
