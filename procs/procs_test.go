@@ -560,3 +560,40 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 }
+
+// TestForked: a shell's background loop is a fork that never execs (like a
+// worker nginx forks), the shell itself was exec'd; Forked tells them apart
+// although both show the shell's command line.
+func TestForked(t *testing.T) {
+	cmd := exec.Command("/bin/sh", "-c", `{ while :; do sleep 1; done; } & echo $!; exec sleep 30`)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var loop int
+	t.Cleanup(func() {
+		if loop > 0 {
+			syscall.Kill(loop, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if _, err := fmt.Fscan(out, &loop); err != nil {
+		t.Fatalf("read the loop's pid: %v", err)
+	}
+	for _, tc := range []struct {
+		pid    int
+		forked bool
+	}{{cmd.Process.Pid, false}, {loop, true}, {os.Getpid(), false}} {
+		st, err := Info(tc.pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Forked() != tc.forked {
+			t.Errorf("Info(%d) %q: Forked() = %v, want %v (flags %#x)", tc.pid, st.Cmdline, st.Forked(), tc.forked, st.Flags)
+		}
+	}
+}

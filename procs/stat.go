@@ -24,10 +24,11 @@ var errMalformed = errors.New("malformed")
 type Stat struct {
 	PID        int
 	PPID       int
-	State      byte // R, S, D, Z, T, ...
-	Group      int  // process group id (field 5): a process that called setpgid(2) or setsid(2) leads its own
-	Session    int  // session id (field 6): a daemon that called setsid(2) leads its own
-	UID        int  // real uid
+	State      byte   // R, S, D, Z, T, ...
+	Group      int    // process group id (field 5): a process that called setpgid(2) or setsid(2) leads its own
+	Session    int    // session id (field 6): a daemon that called setsid(2) leads its own
+	Flags      uint32 // the kernel's PF_* flags (field 9); see Forked
+	UID        int    // real uid
 	Start      uint64
 	StartTime  time.Time // wall-clock start, accurate to a clock tick
 	Comm       string
@@ -41,11 +42,22 @@ type Stat struct {
 // Identity returns the process's identity.
 func (s Stat) Identity() Identity { return Identity{PID: s.PID, Start: s.Start} }
 
+// pfForkNoExec is PF_FORKNOEXEC (include/linux/sched.h): set by fork(2) and
+// clone(2), cleared by execve(2).
+const pfForkNoExec = 0x40
+
+// Forked reports whether the process has not called execve(2) since it was
+// forked: a worker nginx, unicorn or gunicorn forked (which never execs),
+// or any child in the moment between fork and exec, when it still shows its
+// parent's command line and title. A new master always execs, so a child
+// that is Forked is not (yet) one, whatever its title says.
+func (s Stat) Forked() bool { return s.Flags&pfForkNoExec != 0 }
+
 // Zombie reports whether the process has exited but is not yet reaped.
 func (s Stat) Zombie() bool { return s.State == 'Z' }
 
 // ParseStat parses the contents of /proc/PID/stat. It fills PID, Comm, State,
-// PPID, Group, Session and Start and leaves the other fields zero.
+// PPID, Group, Session, Flags and Start and leaves the other fields zero.
 //
 // The command name (field 2) is printed between parentheses without any
 // escaping and may itself hold spaces, parentheses and even newlines (a
@@ -102,6 +114,10 @@ func parseStat(b []byte) (Stat, error) {
 	if !ok || session > maxPID { // 0 for kernel threads
 		return Stat{}, fmt.Errorf("%w: session %q", errMalformed, fields[3])
 	}
+	flags, ok := parseDecimalU64(fields[6])
+	if !ok || flags > 1<<32-1 {
+		return Stat{}, fmt.Errorf("%w: flags %q", errMalformed, fields[6])
+	}
 	start, ok := parseDecimalU64(fields[19])
 	if !ok {
 		return Stat{}, fmt.Errorf("%w: starttime %q", errMalformed, fields[19])
@@ -112,6 +128,7 @@ func parseStat(b []byte) (Stat, error) {
 		State:   state[0],
 		Group:   group,
 		Session: session,
+		Flags:   uint32(flags),
 		Start:   start,
 		Comm:    s[open+1 : end],
 	}, nil

@@ -25,7 +25,9 @@ func formatStat(s Stat) []byte {
 	b = strconv.AppendInt(b, int64(s.Group), 10) // field 5, pgrp
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(s.Session), 10)
-	b = append(b, strings.Repeat(" 0", 15)...) // fields 7 to 21
+	b = append(b, " 0 0 "...) // fields 7 and 8
+	b = strconv.AppendUint(b, uint64(s.Flags), 10)
+	b = append(b, strings.Repeat(" 0", 12)...) // fields 10 to 21
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, s.Start, 10)
 	b = append(b, " 3133440 410 18446744073709551615\n"...)
@@ -34,6 +36,7 @@ func formatStat(s Stat) []byte {
 
 type parsedFields struct {
 	pid, ppid, group, session int
+	flags                     uint32
 	state                     byte
 	start                     uint64
 	comm                      string
@@ -41,7 +44,7 @@ type parsedFields struct {
 
 // statKey is what ParseStat fills in, comparable.
 func statKey(s Stat) parsedFields {
-	return parsedFields{s.PID, s.PPID, s.Group, s.Session, s.State, s.Start, s.Comm}
+	return parsedFields{s.PID, s.PPID, s.Group, s.Session, s.Flags, s.State, s.Start, s.Comm}
 }
 
 // withComm replaces the comm of realStat.
@@ -53,15 +56,16 @@ func TestParseStat(t *testing.T) {
 		in   string
 		want Stat // PID 0: an error is expected
 	}{
-		{"real", realStat, Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "cat"}},
-		{"comm with spaces", withComm("tmux: server"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "tmux: server"}},
-		{"comm with parens", withComm("a) b (c"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "a) b (c"}},
-		{"comm faking fields", withComm("x) Z 1 1 1 ("), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "x) Z 1 1 1 ("}},
-		{"comm with newline", withComm("a\nb)"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "a\nb)"}},
-		{"empty comm", withComm(""), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: ""}},
-		{"zombie", strings.Replace(realStat, ") R ", ") Z ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'Z', Start: 83237, Comm: "cat"}},
-		{"init", "1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2 1 2 3\n", Stat{PID: 1, PPID: 0, Group: 1, Session: 1, State: 'S', Start: 2, Comm: "systemd"}},
-		{"no trailing newline", strings.TrimSuffix(realStat, "\n"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, State: 'R', Start: 83237, Comm: "cat"}},
+		{"real", realStat, Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "cat"}},
+		{"comm with spaces", withComm("tmux: server"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "tmux: server"}},
+		{"comm with parens", withComm("a) b (c"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "a) b (c"}},
+		{"comm faking fields", withComm("x) Z 1 1 1 ("), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "x) Z 1 1 1 ("}},
+		{"comm with newline", withComm("a\nb)"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "a\nb)"}},
+		{"empty comm", withComm(""), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: ""}},
+		{"zombie", strings.Replace(realStat, ") R ", ") Z ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'Z', Start: 83237, Comm: "cat"}},
+		{"init", "1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2 1 2 3\n", Stat{PID: 1, PPID: 0, Group: 1, Session: 1, Flags: 4194560, State: 'S', Start: 2, Comm: "systemd"}},
+		{"no trailing newline", strings.TrimSuffix(realStat, "\n"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "cat"}},
+		{"forked, not execed", strings.Replace(realStat, " -1 4194304 ", " -1 4194368 ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194368, State: 'R', Start: 83237, Comm: "cat"}},
 		{"empty", "", Stat{}},
 		{"no comm", "1 S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2\n", Stat{}},
 		{"unclosed comm", "1 (cat S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2\n", Stat{}},
@@ -76,6 +80,8 @@ func TestParseStat(t *testing.T) {
 		{"bad ppid", strings.Replace(realStat, " R 22143 ", " R x ", 1), Stat{}},
 		{"bad pgrp", strings.Replace(realStat, " 22143 6393 ", " x 6393 ", 1), Stat{}},
 		{"bad session", strings.Replace(realStat, " 22143 6393 ", " 22143 -6393 ", 1), Stat{}},
+		{"bad flags", strings.Replace(realStat, " -1 4194304 ", " -1 x ", 1), Stat{}},
+		{"flags overflow", strings.Replace(realStat, " -1 4194304 ", " -1 4294967296 ", 1), Stat{}},
 		{"starttime overflow", strings.Replace(realStat, " 83237 ", " 99999999999999999999999 ", 1), Stat{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

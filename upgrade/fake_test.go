@@ -79,6 +79,9 @@ func (f *fakeSys) spawn(ppid int, cmdline string, worker bool) int {
 		workers: worker,
 		dead:    make(chan struct{}),
 	}
+	if worker {
+		f.procs[pid].stat.Flags = pfForkNoExec // workers are forked, never exec'd
+	}
 	return pid
 }
 

@@ -160,6 +160,12 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 			continue
 		}
 		switch {
+		case k.Forked():
+			// Forked and not exec'd: a worker, or a child in the moment
+			// before its exec, which still shows this master's title (a
+			// baton worker before its trampoline runs, a gunicorn worker
+			// before it retitles itself). A new master always execs.
+			mo.Workers = append(mo.Workers, k.PID)
 		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || k.Role() == procs.RoleUnknown && (m.childIsMaster(k) || m.execedChild(k, mo.Listeners)):
 			mo.ChildMasters = append(mo.ChildMasters, k.PID)
 		default:

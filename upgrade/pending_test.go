@@ -3,6 +3,7 @@ package upgrade
 import (
 	"errors"
 	"os"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -132,6 +133,40 @@ func TestRefusedVerbLeavesJournal(t *testing.T) {
 		after, _ := os.ReadFile(JournalPath(f.pidfile))
 		if string(after) != string(before) {
 			t.Errorf("a refused start rewrote the journal:\nbefore %s\nafter %s", before, after)
+		}
+	})
+}
+
+// pfForkNoExec is the kernel's PF_FORKNOEXEC, as procs.Stat.Flags holds it.
+const pfForkNoExec = 0x40
+
+// TestFreshWorkerIsNoNewMaster: a worker the master has just forked still
+// shows the master's title until it execs or retitles itself (a baton
+// worker before its trampoline, a gunicorn worker before setproctitle).
+// `upgrade start` at that moment used to refuse with exit 3, "an upgrade is
+// pending: master N has a new master starting ([W])", naming that worker.
+func TestFreshWorkerIsNoNewMaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		old := f.pidOf(t)
+		// One worker died and the master is forking its replacement.
+		f.kill(f.workersOf(old)[0])
+		fresh := f.spawn(old, "nginx: master process /bin/true", true)
+		if !f.procs[fresh].stat.Forked() {
+			t.Fatal("the fake's worker is not Forked")
+		}
+		rep, err := fakeMachine(t, f).Status(t.Context())
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		if rep.New != nil || rep.Old == nil || len(rep.Old.ChildMasters) != 0 || !slices.Contains(rep.Old.Workers, fresh) {
+			t.Fatalf("status: new %+v old %+v; want %d among the old master's workers and no new master", rep.New, rep.Old, fresh)
+		}
+		if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+			t.Fatalf("start with a fresh worker: %v", err)
+		}
+		if nu := f.pidOf(t); nu == old || nu == fresh {
+			t.Errorf("pid file names %d after start; old %d, fresh worker %d", nu, old, fresh)
 		}
 	})
 }
