@@ -48,6 +48,14 @@ type Options struct {
 	// StopSignal is sent to stop a worker gracefully ("TERM", "SIGQUIT",
 	// "15"); empty means TERM.
 	StopSignal string
+	// DeferAccept, when positive, sets TCP_DEFER_ACCEPT on the TCP
+	// listeners baton binds: the kernel hands a connection to accept(2) only
+	// once its first data has arrived (or this long has passed), so a worker
+	// told to stop never holds an accepted connection with no request yet,
+	// which some servers (puma) close unanswered when they stop. For
+	// protocols where the client speaks first (HTTP); sockets systemd
+	// passes are left as the socket unit set them (DeferAcceptSec=).
+	DeferAccept time.Duration
 	// StopTimeout is how long a stopping worker has before KILL; zero means 10s.
 	StopTimeout time.Duration
 	// User and Group run the workers as another user; empty means the master's.

@@ -22,6 +22,7 @@ const (
 	EnvPIDFile     = "BATON_PIDFILE"
 	EnvListen      = "BATON_LISTEN"
 	EnvSocketMode  = "BATON_SOCKET_MODE"
+	EnvDeferAccept = "BATON_DEFER_ACCEPT"
 	EnvWorkers     = "BATON_WORKERS"
 	EnvDir         = "BATON_DIR"
 	EnvEnvFile     = "BATON_ENVFILE"
@@ -83,6 +84,9 @@ var runOptions = []RunOption{
 	{Name: "socket-mode", Env: EnvSocketMode, Usage: "octal mode of unix socket files, e.g. 0660", about: "umask",
 		field: scalar[os.FileMode]{ptr: func(o *Options) *os.FileMode { return &o.SocketMode }, parse: parseMode,
 			ok: func(m os.FileMode) bool { return m&^os.ModePerm == 0 }, want: "octal permission bits such as 0660"}},
+	{Name: "defer-accept", Env: EnvDeferAccept, Usage: "TCP_DEFER_ACCEPT for the TCP listeners baton binds: accept a connection once its request has arrived (HTTP)", about: "off",
+		field: scalar[time.Duration]{ptr: func(o *Options) *time.Duration { return &o.DeferAccept }, parse: time.ParseDuration,
+			ok: func(d time.Duration) bool { return d == 0 || d >= time.Second }, want: "a duration of at least 1s such as 5s"}},
 	{Name: "workers", Env: EnvWorkers, Usage: "number of workers",
 		field: scalar[int]{ptr: func(o *Options) *int { return &o.Workers }, parse: strconv.Atoi, dflt: DefaultWorkers,
 			ok: func(n int) bool { return n >= 1 }, want: "a number of at least 1"}},
@@ -237,6 +241,7 @@ type config struct {
 	pidfile     string
 	listens     []listenSpec
 	socketMode  os.FileMode
+	deferAccept time.Duration
 	workers     int
 	dir         string
 	envFile     string
@@ -301,6 +306,7 @@ func loadConfig(opts Options, cwd string) (*config, error) {
 		pidfile:     abs(opts.PIDFile),
 		listens:     listens,
 		socketMode:  opts.SocketMode,
+		deferAccept: opts.DeferAccept,
 		workers:     opts.Workers,
 		dir:         abs(opts.Dir),
 		envFile:     abs(opts.EnvFile),

@@ -31,17 +31,17 @@ func TestRunOptionsTable(t *testing.T) {
 			defaults[r.Name] = d
 		}
 	}
-	wantNames := []string{"pidfile", "listen", "socket-mode", "workers", "dir", "envfile", "env-drop", "ready",
+	wantNames := []string{"pidfile", "listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
 		"stop-signal", "stop-timeout", "user", "group", "log-file", "config"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("options %q, want %q", names, wantNames)
 	}
-	wantKeys := []string{"listen", "socket-mode", "workers", "dir", "envfile", "env-drop", "ready",
+	wantKeys := []string{"listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
 		"stop-signal", "stop-timeout", "user", "group", "log-file"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("config keys %q, want %q", keys, wantKeys)
 	}
-	wantDefaults := map[string]string{"socket-mode": "umask", "workers": "1", "dir": "current directory",
+	wantDefaults := map[string]string{"socket-mode": "umask", "defer-accept": "off", "workers": "1", "dir": "current directory",
 		"ready": "delay:1s", "stop-signal": "TERM", "stop-timeout": "10s"}
 	if len(defaults) != len(wantDefaults) {
 		t.Errorf("defaults %q, want %q", defaults, wantDefaults)
@@ -66,6 +66,10 @@ func TestRunOptionSet(t *testing.T) {
 		{name: "socket-mode", value: "0660", ok: true},
 		{name: "socket-mode", value: "1777"},
 		{name: "socket-mode", value: "8"},
+		{name: "defer-accept", value: "30s", ok: true},
+		{name: "defer-accept", value: "0s", ok: true},
+		{name: "defer-accept", value: "500ms"},
+		{name: "defer-accept", value: "-5s"},
 		{name: "stop-timeout", value: "3s", ok: true},
 		{name: "stop-timeout", value: "0s"},
 		{name: "ready", value: "delay:2s", ok: true},
@@ -97,13 +101,13 @@ func TestRunOptionSet(t *testing.T) {
 // TestMergeOptions: every option the flags give wins; every other one comes
 // from the file; the flag-only ones never come from the file.
 func TestMergeOptions(t *testing.T) {
-	file := Options{Listen: []string{"f"}, SocketMode: 0o600, Workers: 4, Dir: "f", EnvFile: "f", EnvDrop: []string{"F"},
+	file := Options{Listen: []string{"f"}, SocketMode: 0o600, DeferAccept: 9 * time.Second, Workers: 4, Dir: "f", EnvFile: "f", EnvDrop: []string{"F"},
 		Ready: "notify", StopSignal: "QUIT", StopTimeout: time.Second, User: "f", Group: "f", LogFile: "f",
 		PIDFile: "file.pid", Config: "file.conf"}
 	if got := mergeOptions(Options{PIDFile: "a.pid"}, file); !equalOptions(got, file) || got.PIDFile != "a.pid" || got.Config != "" {
 		t.Errorf("empty flags: got %+v", got)
 	}
-	flags := Options{Listen: []string{"a"}, SocketMode: 0o660, Workers: 2, Dir: "a", EnvFile: "a", EnvDrop: []string{"A"},
+	flags := Options{Listen: []string{"a"}, SocketMode: 0o660, DeferAccept: 3 * time.Second, Workers: 2, Dir: "a", EnvFile: "a", EnvDrop: []string{"A"},
 		Ready: "delay:2s", StopSignal: "INT", StopTimeout: 2 * time.Second, User: "a", Group: "a", LogFile: "a"}
 	if got := mergeOptions(flags, file); !equalOptions(got, flags) {
 		t.Errorf("flags must win: got %+v", got)

@@ -3,6 +3,7 @@
 package master
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -540,4 +542,28 @@ func (l *listener) close(unlink bool) error {
 		err = errors.Join(err, l.unlinkIfOwned())
 	}
 	return err
+}
+
+// deferAccept sets TCP_DEFER_ACCEPT to d (rounded up to whole seconds; zero
+// turns it off) on the TCP listeners in ls that baton bound, here or in a
+// previous master, so a configuration change takes effect on upgrade and
+// HUP. Sockets systemd passed are the socket unit's to configure.
+func deferAccept(ls []*listener, d time.Duration) error {
+	secs := int((d + time.Second - 1) / time.Second)
+	for _, l := range ls {
+		if l.network == "unix" || l.fromSystemd {
+			continue
+		}
+		rc, err := l.file.SyscallConn()
+		if err == nil {
+			ctlErr := rc.Control(func(fd uintptr) {
+				err = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, secs)
+			})
+			err = cmp.Or(ctlErr, err)
+		}
+		if err != nil {
+			return fmt.Errorf("master: listen %s: TCP_DEFER_ACCEPT: %w", l.spec, err)
+		}
+	}
+	return nil
 }

@@ -245,6 +245,9 @@ func (m *master) setUp() error {
 		return err
 	}
 	m.lns = use
+	if err := deferAccept(m.lns, m.cfg.deferAccept); err != nil {
+		return err
+	}
 	for _, l := range unused {
 		// Not in the configuration any more: close our copy; the previous
 		// master still serves on it, so unlink only once it is gone.
@@ -417,6 +420,9 @@ func (m *master) applyListeners(cfg *config) error {
 	}
 	use, unused, err := reconcile(cfg.listens, have, cfg.socketMode)
 	if err != nil {
+		return err
+	}
+	if err := deferAccept(use, cfg.deferAccept); err != nil {
 		return err
 	}
 	for _, l := range unused {

@@ -263,7 +263,7 @@ func TestParseConfigFile(t *testing.T) {
 
 func equalOptions(a, b Options) bool {
 	return slices.Equal(a.Listen, b.Listen) && slices.Equal(a.EnvDrop, b.EnvDrop) && a.Workers == b.Workers &&
-		a.SocketMode == b.SocketMode && a.Dir == b.Dir && a.EnvFile == b.EnvFile && a.Ready == b.Ready &&
+		a.SocketMode == b.SocketMode && a.DeferAccept == b.DeferAccept && a.Dir == b.Dir && a.EnvFile == b.EnvFile && a.Ready == b.Ready &&
 		a.StopSignal == b.StopSignal && a.StopTimeout == b.StopTimeout && a.User == b.User && a.Group == b.Group &&
 		a.LogFile == b.LogFile
 }
