@@ -1,0 +1,149 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/batonhq/baton/upgrade/load"
+)
+
+// benchPumaClients is the full load of the puma benchmark: the 64
+// connections of wrk -c64, unpaced.
+const benchPumaClients = 64
+
+// newPumaServer prepares puma with 2 workers × 4 threads: "puma-cluster"
+// is puma's own cluster mode, "puma-recipe" the README's recipe under baton
+// run (scripts/puma/puma.rb, --ready notify, --defer-accept 30s), and
+// "puma-recipe-no-defer" the same without --defer-accept, the control that
+// shows what it fixes.
+func newPumaServer(tb testing.TB, kind string) *benchServer {
+	tb.Helper()
+	benchNeed(tb, "puma")
+	puma, _ := exec.LookPath("puma")
+	dir := tb.TempDir()
+	s := &benchServer{kind: kind, dir: dir, addr: benchFreeAddr(tb), workers: 2, tb: tb}
+	s.env = append(os.Environ(), ownerOf(tb).marker, "BENCH_FLAVOR="+kind)
+	recipe, err := os.ReadFile(filepath.Join("..", "scripts", "puma", "puma.rb"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for name, content := range map[string]string{"config.ru": benchRackApp, "puma.rb": string(recipe)} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	switch kind {
+	case "puma-cluster":
+		s.pidfile = filepath.Join(dir, "puma.pid")
+		s.argv = []string{puma, "-w", "2", "-t", "4:4", "-b", "tcp://" + s.addr, "--pidfile", s.pidfile,
+			"-e", "production", "config.ru"}
+	case "puma-recipe", "puma-recipe-no-defer":
+		s.pidfile = filepath.Join(dir, "baton.pid")
+		s.argv = []string{batonBin, "run", "--pidfile", s.pidfile, "--listen", s.addr, "--workers", "2",
+			"--ready", "notify", "--dir", dir}
+		if kind == "puma-recipe" {
+			s.argv = append(s.argv, "--defer-accept", "30s")
+		}
+		s.argv = append(s.argv, "--", puma, "-C", filepath.Join(dir, "puma.rb"), "config.ru")
+	default:
+		tb.Fatalf("unknown puma kind %q", kind)
+	}
+	return s
+}
+
+// BenchmarkPumaFullLoad is issue 14's measure of puma under baton at full
+// load (64 unpaced clients), new connection per request and keep-alive:
+//   - failed/cycle of `baton upgrade start --commit` cycles (b.N of them),
+//     for the recipe and for the control without --defer-accept;
+//   - throughput of the recipe against puma's own cluster mode with the
+//     same 2 workers × 4 threads, rounds of 3 s alternating (ratio target
+//     at least 0.98);
+//   - p99 in the upgrade window over the steady p99 before it (target at
+//     most 1.5).
+func BenchmarkPumaFullLoad(b *testing.B) {
+	for _, mode := range []load.Mode{load.NewConn, load.KeepAlive} {
+		for _, kind := range []string{"puma-recipe", "puma-recipe-no-defer"} {
+			b.Run(mode.String()+"/"+kind, func(b *testing.B) {
+				benchPumaFullLoad(b, mode, kind)
+			})
+		}
+	}
+}
+
+func benchPumaFullLoad(b *testing.B, mode load.Mode, kind string) {
+	ctx, cancel := context.WithTimeout(testContext(b), 15*time.Minute)
+	defer cancel()
+	s := newPumaServer(b, kind)
+	s.mustStart(ctx)
+	opts := load.Options{Target: s.url(), Concurrency: benchPumaClients, Mode: mode, Timeout: 20 * time.Second}
+	run := func(o load.Options) load.Result {
+		r, err := load.Start(ctx, o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return r.Wait()
+	}
+	if kind == "puma-recipe" {
+		cluster := newPumaServer(b, "puma-cluster")
+		cluster.mustStart(ctx)
+		var rates [2][]float64
+		for range 3 {
+			for i, srv := range []*benchServer{cluster, s} {
+				o := opts
+				o.Target, o.Duration = srv.url(), 3*time.Second
+				r := run(o)
+				rates[i] = append(rates[i], float64(r.Requests)/r.Elapsed.Seconds())
+			}
+		}
+		// Reported after the cycles: ResetTimer deletes reported metrics.
+		defer func() {
+			b.ReportMetric(benchMedianF(rates[0]), "cluster-req/s")
+			b.ReportMetric(benchMedianF(rates[1]), "baton-req/s")
+			b.ReportMetric(benchMedianF(rates[1])/benchMedianF(rates[0]), "ratio")
+		}()
+	}
+
+	var failed, races int
+	var steadyP99, windowP99 []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		o := opts
+		o.Duration = 2 * time.Second
+		steady := run(o)
+		r, err := load.Start(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, err = benchCycleBaton(ctx, s)
+		window := r.Stop()
+		if err != nil {
+			b.Fatalf("%s: %v\n%s", kind, err, s.log())
+		}
+		failed += steady.Failed + window.Failed
+		races += steady.Races + window.Races
+		steadyP99 = append(steadyP99, steady.P99)
+		windowP99 = append(windowP99, window.P99)
+		if testing.Verbose() && window.Failed > 0 {
+			b.Logf("%s: %v %q", kind, window.Failures, window.Samples)
+		}
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(float64(failed)/n, "failed/cycle")
+	b.ReportMetric(float64(races)/n, "races/cycle")
+	b.ReportMetric(ms(benchMedian(steadyP99)), "steady-p99-ms")
+	b.ReportMetric(ms(benchMedian(windowP99)), "upgrade-p99-ms")
+	b.ReportMetric(float64(benchMedian(windowP99))/float64(benchMedian(steadyP99)), "p99-ratio")
+}
+
+// benchMedianF is the median of xs.
+func benchMedianF(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
