@@ -7,128 +7,42 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/batonhq/baton/internal/schematest"
-	"github.com/batonhq/baton/procs"
 	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
-// reportSchema is upgrade/schema/report.v1.json, compiled once.
-var reportSchema = sync.OnceValues(func() (*schematest.Schema, error) {
-	return schematest.Load(filepath.Join("schema", "report.v1.json"))
-})
+// The schema itself is checked against Report values in upgrade/schema, a
+// test package of its own: the validator's package initialisation costs
+// tens of milliseconds (hundreds under -race) in every process that links
+// it, and this package's tests re-execute their binary as every fake
+// master and worker, under spawn timeouts of a second or two.
 
-// checkReportJSON encodes r as --json does and validates it against the
-// schema: no null anywhere, the schema version first.
-func checkReportJSON(t *testing.T, r *Report) []byte {
+// checkReportJSON encodes r as --json does and checks what the schema
+// cannot see missing from a real report: no null anywhere, the schema
+// version first, every list there, durations in seconds.
+func checkReportJSON(t *testing.T, r *Report) {
 	t.Helper()
-	sch, err := reportSchema()
-	if err != nil {
-		t.Fatal(err)
-	}
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sch.Validate(data); err != nil {
-		t.Errorf("report %s does not fit the schema: %v\n%s", r.Command, err, data)
+	if bytes.Contains(data, []byte("null")) || !bytes.HasPrefix(data, []byte("{\n  \"schema_version\": 1,")) {
+		t.Errorf("report %s: a null, or no schema_version first:\n%s", r.Command, data)
 	}
-	if bytes.Contains(data, []byte("null")) {
-		t.Errorf("null in the report:\n%s", data)
+	var doc map[string]any
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
 	}
-	if !bytes.HasPrefix(data, []byte("{\n  \"schema_version\": 1,")) {
-		t.Errorf("the report does not begin with its schema version:\n%s", data)
+	for _, list := range []string{"pidfiles", "health", "steps", "findings", "warnings", "interrupted"} {
+		if _, ok := doc[list].([]any); !ok {
+			t.Errorf("report %s: %s is %v, want a list", r.Command, list, doc[list])
+		}
 	}
-	return data
-}
-
-// fullReport sets every field of a Report, down to a baton master's status.
-func fullReport() *Report {
-	at := time.Date(2025, 3, 1, 12, 0, 0, 500, time.UTC)
-	id := procs.Identity{PID: 100, Start: 4242}
-	st := &statusfile.Master{PID: 100, Start: 4242, Parent: 90, Generation: 2, Ready: true, UpgradePending: true,
-		Draining: true, CrashLoop: true, Binary: "/usr/bin/baton", Dir: "/srv", Goroutines: 12, Updated: at,
-		Workers:   []statusfile.Worker{{PID: 101, Generation: 2, State: "ready", Restarts: 1}, {Generation: 2, State: "backoff"}},
-		Listeners: []statusfile.Listener{{Name: "web", Network: "tcp", Addr: "127.0.0.1:80", Inode: 7, FD: 3}}}
-	m := &MasterObs{ID: id, PPID: 1, UID: 33, Flavor: "baton", Binary: "/usr/bin/baton", BinaryGone: true, Dir: "/",
-		Cmdline: []string{"baton", "run"}, Workers: []int{101}, ChildMasters: []int{102},
-		Listeners: []procs.Listener{{Inode: 7, FD: 3, Network: "unix", Addr: "/run/app.sock"}}, Status: st}
-	return &Report{Command: "rollback", Pidfile: "/run/app.pid", Flavor: "baton", State: Inconsistent, Old: m, New: m,
-		Files: []PidObs{{Path: "/run/app.pid", Exists: true, PID: 100, Master: m}, {Path: "/run/app.pid.oldbin", Exists: true, Err: "malformed"}},
-		Journal: &Journal{State: RollingBack, Flavor: "baton", Pidfile: "/run/app.pid", Old: id, New: id, OldByUpgrade: true,
-			OldWorkers: 2, Workers: 2, DrainedTo: 0, DrainedWorkers: []procs.Identity{id}, NewWorkers: []procs.Identity{id},
-			Respawned: 1, RespawnBase: 1, Started: at, Updated: at,
-			Transitions: []Transition{{At: at, From: Drained, Event: EvRollback, To: RollingBack, By: 77, Note: "why"}}},
-		LockHolder: 77, Health: []Health{{Check: "tcp://127.0.0.1:80", OK: false, Error: "refused"}},
-		Steps:    []Step{{Name: "rollback", Msg: "sent", Elapsed: 1500 * time.Millisecond}},
-		Findings: []string{"found"}, Warnings: []string{"careful"}, Advice: "run status", Error: "failed",
-		Interrupted: []string{"SIGINT", "SIGTERM"}, ExitCode: 4, Elapsed: 2250 * time.Millisecond}
-}
-
-// TestReportJSON: an empty report and one with every field set fit the
-// schema; lists are [] where nil, durations in seconds.
-func TestReportJSON(t *testing.T) {
-	t.Run("empty", func(t *testing.T) {
-		data := checkReportJSON(t, &Report{Command: "status"})
-		for _, list := range []string{"pidfiles", "health", "steps", "findings", "warnings", "interrupted"} {
-			if !bytes.Contains(data, []byte(`"`+list+`": []`)) {
-				t.Errorf("%s is not []:\n%s", list, data)
-			}
-		}
-	})
-	t.Run("full", func(t *testing.T) {
-		r := fullReport()
-		data := checkReportJSON(t, r)
-		var got struct {
-			Elapsed float64 `json:"elapsed_seconds"`
-			Steps   []struct {
-				Elapsed float64 `json:"elapsed_seconds"`
-			} `json:"steps"`
-		}
-		if err := json.Unmarshal(data, &got); err != nil {
-			t.Fatal(err)
-		}
-		if got.Elapsed != 2.25 || len(got.Steps) != 1 || got.Steps[0].Elapsed != 1.5 {
-			t.Errorf("durations %+v, want 2.25 and 1.5 seconds", got)
-		}
-		if r.Old.ChildMasters == nil || r.Steps[0].Elapsed != 1500*time.Millisecond {
-			t.Errorf("encoding changed the report: %+v", r)
-		}
-	})
-	t.Run("nil-lists-deep", func(t *testing.T) {
-		r := fullReport()
-		r.Old = &MasterObs{Status: &statusfile.Master{PID: 1}}
-		r.Journal = &Journal{}
-		r.Files = []PidObs{{Path: "/p", Master: &MasterObs{}}}
-		checkReportJSON(t, r)
-		if r.Old.Workers != nil || r.Journal.Transitions != nil {
-			t.Errorf("encoding changed the report: %+v", r)
-		}
-	})
-	t.Run("schema-rejects", func(t *testing.T) {
-		sch, err := reportSchema()
-		if err != nil {
-			t.Fatal(err)
-		}
-		good, _ := json.Marshal(fullReport())
-		for name, bad := range map[string]string{
-			"null-list":     strings.Replace(string(good), `"findings":["found"]`, `"findings":null`, 1),
-			"unknown-field": strings.Replace(string(good), `"pidfile":`, `"pid_file":"x","pidfile":`, 1),
-			"nanoseconds":   strings.Replace(string(good), `"elapsed_seconds":2.25`, `"elapsed_ns":2250000000`, 1),
-			"old-version":   strings.Replace(string(good), `"schema_version":1`, `"schema_version":0`, 1),
-			"bad-time":      strings.Replace(string(good), `"2025-03-01T12:00:00.0000005Z"`, `"yesterday"`, 1),
-		} {
-			if bad == string(good) {
-				t.Fatalf("%s: the replacement did not apply to %s", name, good)
-			}
-			if sch.Validate([]byte(bad)) == nil {
-				t.Errorf("%s: the schema accepts %s", name, bad)
-			}
-		}
-	})
+	if s, ok := doc["elapsed_seconds"].(float64); !ok || s != r.Elapsed.Seconds() {
+		t.Errorf("report %s: elapsed_seconds %v, want %v", r.Command, doc["elapsed_seconds"], r.Elapsed.Seconds())
+	}
 }
 
 // TestReportJSONFields walks Report's types: a list is never omitempty
@@ -167,10 +81,11 @@ func TestReportJSONFields(t *testing.T) {
 	}
 }
 
-// TestReportSchemaReal validates the reports of real verbs against real
-// masters (the fake nginx-like helper): status, start (parked), status,
-// rollback, start --commit, and a status of a pid file naming nothing.
-func TestReportSchemaReal(t *testing.T) {
+// TestReportJSONReal checks the JSON of the reports of real verbs against
+// real masters (the fake nginx-like helper): status, start (parked),
+// status, rollback, start --commit, and a status of a pid file naming
+// nothing.
+func TestReportJSONReal(t *testing.T) {
 	f := startFake(t, fakeOptions{next: []string{"FAKE_VERSION=v2"}})
 	ctx := testCtx(t)
 	for _, step := range []struct {
