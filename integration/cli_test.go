@@ -3,15 +3,19 @@ package integration
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/batonhq/baton/internal/schematest"
 )
 
 // cmdResult is a finished run of the baton binary.
@@ -141,7 +145,37 @@ func (b *batonProc) wait(t testing.TB) cmdResult {
 		t.Logf("baton %s: exit %d after %s\n%s%s", strings.Join(b.args, " "), r.Code, r.Elapsed.Round(time.Millisecond), indent(r.Stdout), indent(r.Stderr))
 	}
 	b.result = &r
+	checkJSON(t, r)
 	return r
+}
+
+// reportSchema is upgrade/schema/report.v1.json, compiled once.
+var reportSchema = sync.OnceValues(func() (*schematest.Schema, error) {
+	return schematest.Load(filepath.Join("..", "upgrade", "schema", "report.v1.json"))
+})
+
+// checkJSON validates what `baton upgrade VERB --json` printed against the
+// schema of the machine interface, with the exit code it exited with. A
+// baton killed by a signal printed nothing to check.
+func checkJSON(t testing.TB, r cmdResult) {
+	t.Helper()
+	if len(r.Args) == 0 || r.Args[0] != "upgrade" || !slices.Contains(r.Args, "--json") || r.Code < 0 {
+		return
+	}
+	sch, err := reportSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sch.Validate([]byte(r.Stdout)); err != nil {
+		t.Errorf("baton %s: --json does not fit the schema: %v", strings.Join(r.Args, " "), err)
+		return
+	}
+	var doc struct {
+		ExitCode int `json:"exit_code"`
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &doc); err != nil || doc.ExitCode != r.Code {
+		t.Errorf("baton %s: --json says exit_code %d (%v), baton exited %d", strings.Join(r.Args, " "), doc.ExitCode, err, r.Code)
+	}
 }
 
 // kill sends SIGKILL to the running baton and waits for it.

@@ -35,6 +35,8 @@ func TestMasterRefusesBadInput(t *testing.T) {
 		{name: "workers-over-cap", args: []string{"--workers", "1025"}, want: "workers 1025: want 1 to 1024"},
 		{name: "user-unknown", args: []string{"--user", "nosuchuser"}, want: `user "nosuchuser" does not exist`},
 		{name: "group-unknown", args: []string{"--group", "nosuchgroup"}, want: `group "nosuchgroup" does not exist`},
+		{name: "log-format-unknown", args: []string{"--log-format", "xml"}, want: `--log-format "xml": want text or json`},
+		{name: "worker-log-unwritable", args: []string{"--worker-log-file", filepath.Join(dir, "no-such-dir", "w.log")}, want: "no-such-dir/w.log"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// A master that wrongly starts never exits by itself: the

@@ -70,7 +70,7 @@ type MasterObs struct {
 	Dir          string           `json:"dir"`
 	Cmdline      []string         `json:"cmdline"`
 	Workers      []int            `json:"workers"`
-	ChildMasters []int            `json:"child_masters,omitempty"`
+	ChildMasters []int            `json:"child_masters"`
 	Listeners    []procs.Listener `json:"listeners"`
 
 	// Status is a baton master's status file; nil for other flavors or

@@ -448,6 +448,15 @@ func startFake(t *testing.T, o fakeOptions) *fake {
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
+		// SIGKILL takes effect when each process next runs, and the group
+		// may hold no child of ours to wait for (the old master exits at a
+		// commit): wait until it is gone, killing again what a fork under
+		// way may have added, so that TestMain's check sees what the test
+		// left, not what is still dying.
+		for deadline := time.Now().Add(10 * time.Second); len(liveInGroup(cmd.Process.Pid)) > 0 && time.Now().Before(deadline); {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			time.Sleep(10 * time.Millisecond)
+		}
 	})
 	done := make(chan struct{})
 	go func() { buf := make([]byte, 1); out.Read(buf); close(done) }()

@@ -32,12 +32,12 @@ type Journal struct {
 	Workers      int  `json:"workers"`     // the new master's workers wanted
 	DrainedTo    int  `json:"drained_to"`  // old workers the drain left (a flavor's floor)
 	// DrainedWorkers are the old workers told to drain.
-	DrainedWorkers []procs.Identity `json:"drained_workers,omitempty"`
+	DrainedWorkers []procs.Identity `json:"drained_workers"`
 	// NewWorkers are the new master's workers as seen (and, once a
 	// rollback stops it, everything below them): what of them outlives
 	// the new master and holds the listeners is the new generation's to a
 	// rollback's sweep, while it is the same identity.
-	NewWorkers []procs.Identity `json:"new_workers,omitempty"`
+	NewWorkers []procs.Identity `json:"new_workers"`
 	// Respawned counts the Respawn signals a rollback sent where each adds
 	// a worker (RespawnAdds), and RespawnBase the count they add to: an
 	// orchestrator resuming a killed rollback counts those still on their

@@ -73,47 +73,6 @@ type Options struct {
 // Options.PreflightTimeout is zero.
 const DefaultPreflightTimeout = 60 * time.Second
 
-// Step is one line of progress.
-type Step struct {
-	Name    string        `json:"step"`
-	Msg     string        `json:"message"`
-	Elapsed time.Duration `json:"elapsed_ns"`
-}
-
-func (s Step) String() string {
-	return fmt.Sprintf("[%6.2fs] %s: %s", s.Elapsed.Seconds(), s.Name, s.Msg)
-}
-
-// Health is the result of one check.
-type Health struct {
-	Check string `json:"check"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
-}
-
-// Report is the outcome of a command, for people and for --json.
-type Report struct {
-	Command    string     `json:"command"`
-	Pidfile    string     `json:"pidfile"`
-	Flavor     string     `json:"flavor,omitempty"`
-	State      State      `json:"state"`
-	Old        *MasterObs `json:"old,omitempty"`
-	New        *MasterObs `json:"new,omitempty"`
-	Files      []PidObs   `json:"pidfiles"`
-	Journal    *Journal   `json:"journal,omitempty"`
-	LockHolder int        `json:"lock_holder,omitempty"`
-	Health     []Health   `json:"health,omitempty"`
-	Steps      []Step     `json:"steps"`
-	Findings   []string   `json:"findings,omitempty"`
-	Warnings   []string   `json:"warnings,omitempty"`
-	Advice     string     `json:"advice,omitempty"`
-	Error      string     `json:"error,omitempty"`
-	// Interrupted lists the interrupt signals the command received (set
-	// by the CLI): one means it aborted safely, two that it stopped at once.
-	Interrupted []string      `json:"interrupted,omitempty"`
-	ElapsedNano time.Duration `json:"elapsed_ns"`
-}
-
 // Machine runs one command against one pid file. It is not safe for
 // concurrent use; make one per command.
 type Machine struct {
@@ -279,7 +238,7 @@ func (m *Machine) end(err error) (*Report, error) {
 		}
 	}
 	m.rep.Journal = m.j
-	m.rep.ElapsedNano = m.sys.Now().Sub(m.t0)
+	m.rep.Elapsed = m.sys.Now().Sub(m.t0)
 	if err != nil {
 		m.rep.Error = err.Error()
 		if m.rep.Advice == "" && errors.Is(err, ErrInconsistent) {

@@ -15,13 +15,14 @@ import (
 func TestLayers(t *testing.T) {
 	const mod = "github.com/batonhq/baton/"
 	allowed := map[string][]string{
-		"pidfile":            nil,
-		"procs":              nil,
-		"upgrade/load":       nil,
-		"upgrade/statusfile": nil,
-		"upgrade":            {"upgrade/statusfile", "pidfile", "procs"},
-		"upgrade/master":     {"upgrade/statusfile", "pidfile", "procs"},
-		demoPackage:          {"upgrade", "upgrade/load", "upgrade/statusfile", "pidfile", "procs"},
+		"pidfile":             nil,
+		"procs":               nil,
+		"upgrade/load":        nil,
+		"upgrade/statusfile":  nil,
+		"internal/schematest": nil,
+		"upgrade":             {"upgrade/statusfile", "pidfile", "procs"},
+		"upgrade/master":      {"upgrade/statusfile", "pidfile", "procs"},
+		demoPackage:           {"upgrade", "upgrade/load", "upgrade/statusfile", "pidfile", "procs"},
 	}
 	for pkg, ok := range allowed {
 		t.Run(strings.ReplaceAll(pkg, "/", "-"), func(t *testing.T) {
@@ -42,5 +43,19 @@ func TestLayers(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidatorOnlyInTests: the JSON Schema validator is for tests; the
+// baton binary does not link it.
+func TestValidatorOnlyInTests(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/batonhq/baton/cmd/baton").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "jsonschema") || strings.HasSuffix(dep, "/internal/schematest") {
+			t.Errorf("baton links %s", dep)
+		}
 	}
 }

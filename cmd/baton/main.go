@@ -8,6 +8,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -141,20 +142,45 @@ func main() {
 
 // run executes the CLI and maps errors to exit codes.
 func run(args []string) int {
-	err := newApp().Run(args)
+	return runIO(args, os.Stdout, os.Stderr)
+}
+
+// runIO executes the CLI with args, printing on stdout and stderr, and
+// returns the exit code. Under `baton upgrade ... --json` stdout holds one
+// JSON document, also when the command line is refused (jsonOutput).
+func runIO(args []string, stdout, stderr io.Writer) int {
+	notFound = ""
+	app := newApp()
+	app.Writer, app.ErrWriter = stdout, stderr
+	js := newJSONOutput(args, stdout)
+	if js != nil {
+		app.Writer = stderr // help and usage text: not on the JSON
+		app.Metadata = map[string]any{jsonOutputKey: js}
+	}
+	err := app.Run(args)
 	if err == nil && notFound != "" {
 		err = usageErrorf("unknown command %q; see 'baton --help'", notFound)
 	}
-	if err == nil {
-		return exitOK
+	if err != nil {
+		fmt.Fprintf(stderr, "baton: %v\n", err)
 	}
-	code := exitFailed
+	if js != nil {
+		js.refused(err)
+	}
+	return errorCode(err)
+}
+
+// errorCode is the exit code of err: the one it carries, 2 for urfave/cli's
+// usage errors, 1 for any other, 0 for none.
+func errorCode(err error) int {
 	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	} else if isUsageError(err) {
-		code = exitUsage
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	case isUsageError(err):
+		return exitUsage
 	}
-	fmt.Fprintf(os.Stderr, "baton: %v\n", err)
-	return code
+	return exitFailed
 }

@@ -22,8 +22,13 @@ BATON_WORKER) and answers nginx's signals:
    WINCH  stop the workers gracefully, keep the listeners
    HUP    re-read config and envfile, start a fresh generation, stop the old one
    QUIT   graceful shutdown          TERM, INT  fast shutdown
-   USR1   reopen --log-file, pass USR1 to workers
+   USR1   reopen --log-file and --worker-log-file, pass USR1 to workers
    TTIN   one worker more            TTOU       one worker fewer
+
+Workers' stdout and stderr go to the master's own, or with --worker-log-file
+through a pipe per worker to that file, line by line, so that logrotate can
+move it and send USR1 (the init script's rotate). --log-format json makes
+the master's own log one JSON object per line.
 
 ADDR is 8080, :8080, 127.0.0.1:8080, [::1]:8080 or unix:/path.sock, optionally
 NAME=ADDR. A --config file holds "key = value" lines with the flags' names;

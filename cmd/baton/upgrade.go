@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -81,7 +80,7 @@ func checkFlags() []cli.Flag {
 }
 
 func jsonFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "json", Usage: "print the result as JSON on stdout (progress stays on stderr)", EnvVars: envVars("json")}
+	return &cli.BoolFlag{Name: "json", Usage: "print the result as one JSON document on stdout, a refused command line too (schema: upgrade/schema/report.v1.json in the source); progress stays on stderr", EnvVars: envVars("json")}
 }
 
 func durationFlag(name string, def time.Duration, usage string) cli.Flag {
@@ -275,27 +274,19 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 	if rep != nil {
 		rep.Interrupted = in.Signals()
 	}
-	out := c.App.Writer
-	if out == nil {
-		out = os.Stdout
-	}
 	status := c.Command.Name == "status"
+	switch {
+	case err != nil:
+		err = withCode(exitCode(err, !status), err)
+	case status && rep != nil && rep.State == upgrade.Inconsistent:
+		err = withCode(exitInconsistent, fmt.Errorf("upgrade status: inconsistent: %s", rep.Advice))
+	}
 	if c.Bool("json") {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if rep != nil {
-			_ = enc.Encode(rep)
-		}
+		jsonOut(c).report(rep, err)
 	} else if rep != nil {
-		printReport(out, rep, status)
+		printReport(c.App.Writer, rep, status)
 	}
-	if err == nil && status && rep != nil && rep.State == upgrade.Inconsistent {
-		return withCode(exitInconsistent, fmt.Errorf("upgrade status: inconsistent: %s", rep.Advice))
-	}
-	if err != nil {
-		return withCode(exitCode(err, !status), err)
-	}
-	return nil
+	return err
 }
 
 // printReport writes the report for people.

@@ -80,23 +80,9 @@ func TestUpgradeCLIRefuses(t *testing.T) {
 }
 
 // runWith is run with the app's output captured: the code main would exit
-// with, and the error main would print on stderr.
+// with, its stdout and its stderr.
 func runWith(args []string, stdout, stderr *bytes.Buffer) int {
-	app := newApp()
-	app.Writer, app.ErrWriter = stdout, stderr
-	err := app.Run(args)
-	if err == nil {
-		return exitOK
-	}
-	fmt.Fprintf(stderr, "baton: %v\n", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if isUsageError(err) {
-		return exitUsage
-	}
-	return exitFailed
+	return runIO(args, stdout, stderr)
 }
 
 // TestStartVerifyFor: --verify-for 0 (and the old -1s) is no verify period;

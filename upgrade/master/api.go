@@ -61,13 +61,27 @@ type Options struct {
 	// User and Group run the workers as another user; empty means the master's.
 	User, Group string
 	// LogFile is appended to instead of stderr and reopened on USR1; empty
-	// means stderr (or Logger). Workers' own output still goes to the
-	// master's stdout and stderr.
+	// means stderr (or Logger).
 	LogFile string
+	// LogFormat is "text" (log/slog's TextHandler: key=value) or "json"
+	// (its JSONHandler: one object per line); empty means text. Unused
+	// with Logger.
+	LogFormat string
+	// WorkerLogFile receives the workers' stdout and stderr: each worker
+	// writes to a pipe of its own, which the master copies to this file
+	// line by line (a line is never split between workers), appending, and
+	// reopens on USR1 like LogFile, so that logrotate can move it. It may
+	// be LogFile itself. Empty means the workers write straight to the
+	// master's stdout and stderr.
+	//
+	// LogFile, LogFormat and WorkerLogFile are read at start: a HUP keeps
+	// them; the next master (USR2) reads them anew.
+	WorkerLogFile string
 	// Config is a file of "key = value" lines with the same keys as the
 	// flags (listen, socket-mode, workers, dir, envfile, env-drop, ready,
-	// stop-signal, stop-timeout, user, group, log-file), read at start, on
-	// HUP and by the new master on USR2; empty means none.
+	// stop-signal, stop-timeout, user, group, log-file, log-format,
+	// worker-log-file), read at start, on HUP and by the new master on
+	// USR2; empty means none.
 	Config string
 	// Command is the worker program and its arguments. Required.
 	Command []string

@@ -33,6 +33,8 @@ const (
 	EnvUser        = "BATON_USER"
 	EnvGroup       = "BATON_GROUP"
 	EnvLogFile     = "BATON_LOG_FILE"
+	EnvLogFormat   = "BATON_LOG_FORMAT"
+	EnvWorkerLog   = "BATON_WORKER_LOG_FILE"
 	EnvConfig      = "BATON_CONFIG"
 )
 
@@ -46,6 +48,7 @@ const (
 	DefaultBackoffMin  = 100 * time.Millisecond
 	DefaultBackoffMax  = 10 * time.Second
 	DefaultCrashLoop   = 3
+	DefaultLogFormat   = "text"
 )
 
 // RunOption is one row of the table of baton run's options, RunOptions.
@@ -111,6 +114,12 @@ var runOptions = []RunOption{
 		field: text(func(o *Options) *string { return &o.Group })},
 	{Name: "log-file", Env: EnvLogFile, Usage: "log here instead of stderr; reopened on USR1",
 		field: text(func(o *Options) *string { return &o.LogFile })},
+	{Name: "log-format", Env: EnvLogFormat, Usage: "the master's log lines: text or json (log/slog)",
+		field: scalar[string]{ptr: func(o *Options) *string { return &o.LogFormat }, parse: plain, dflt: DefaultLogFormat,
+			ok: func(s string) bool { return s == "text" || s == "json" }, want: "text or json"}},
+	{Name: "worker-log-file", Env: EnvWorkerLog, Usage: "append workers' stdout and stderr here, line by line; reopened on USR1",
+		about: "the master's stdout and stderr",
+		field: text(func(o *Options) *string { return &o.WorkerLogFile })},
 	{Name: "config", Env: EnvConfig, Usage: "file of key = value lines with the flags' names, re-read on HUP and USR2", FlagOnly: true,
 		field: text(func(o *Options) *string { return &o.Config })},
 }
@@ -252,6 +261,8 @@ type config struct {
 	cred        *syscall.Credential
 	userName    string
 	logFile     string
+	logFormat   string
+	workerLog   string
 	configFile  string
 	command     []string
 	backoffMin  time.Duration
@@ -317,6 +328,8 @@ func loadConfig(opts Options, cwd string) (*config, error) {
 		cred:        cred,
 		userName:    userName,
 		logFile:     abs(opts.LogFile),
+		logFormat:   opts.LogFormat,
+		workerLog:   abs(opts.WorkerLogFile),
 		configFile:  abs(opts.Config),
 		command:     opts.Command,
 		backoffMin:  cmp.Or(max(opts.BackoffMin, 0), DefaultBackoffMin),

@@ -32,17 +32,18 @@ func TestRunOptionsTable(t *testing.T) {
 		}
 	}
 	wantNames := []string{"pidfile", "listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
-		"stop-signal", "stop-timeout", "user", "group", "log-file", "config"}
+		"stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file", "config"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("options %q, want %q", names, wantNames)
 	}
 	wantKeys := []string{"listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
-		"stop-signal", "stop-timeout", "user", "group", "log-file"}
+		"stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("config keys %q, want %q", keys, wantKeys)
 	}
 	wantDefaults := map[string]string{"socket-mode": "umask", "defer-accept": "off", "workers": "1", "dir": "current directory",
-		"ready": "delay:1s", "stop-signal": "TERM", "stop-timeout": "10s"}
+		"ready": "delay:1s", "stop-signal": "TERM", "stop-timeout": "10s", "log-format": "text",
+		"worker-log-file": "the master's stdout and stderr"}
 	if len(defaults) != len(wantDefaults) {
 		t.Errorf("defaults %q, want %q", defaults, wantDefaults)
 	}
@@ -79,6 +80,11 @@ func TestRunOptionSet(t *testing.T) {
 		{name: "stop-signal", value: "NOPE"},
 		{name: "dir", value: "srv", ok: true},
 		{name: "listen", value: "8080", ok: true},
+		{name: "log-format", value: "json", ok: true},
+		{name: "log-format", value: "text", ok: true},
+		{name: "log-format", value: "JSON"},
+		{name: "log-format", value: "logfmt"},
+		{name: "worker-log-file", value: "workers.log", ok: true},
 	} {
 		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
 			i := slices.IndexFunc(runOptions, func(r RunOption) bool { return r.Name == tc.name })
@@ -103,12 +109,13 @@ func TestRunOptionSet(t *testing.T) {
 func TestMergeOptions(t *testing.T) {
 	file := Options{Listen: []string{"f"}, SocketMode: 0o600, DeferAccept: 9 * time.Second, Workers: 4, Dir: "f", EnvFile: "f", EnvDrop: []string{"F"},
 		Ready: "notify", StopSignal: "QUIT", StopTimeout: time.Second, User: "f", Group: "f", LogFile: "f",
-		PIDFile: "file.pid", Config: "file.conf"}
+		LogFormat: "json", WorkerLogFile: "f", PIDFile: "file.pid", Config: "file.conf"}
 	if got := mergeOptions(Options{PIDFile: "a.pid"}, file); !equalOptions(got, file) || got.PIDFile != "a.pid" || got.Config != "" {
 		t.Errorf("empty flags: got %+v", got)
 	}
 	flags := Options{Listen: []string{"a"}, SocketMode: 0o660, DeferAccept: 3 * time.Second, Workers: 2, Dir: "a", EnvFile: "a", EnvDrop: []string{"A"},
-		Ready: "delay:2s", StopSignal: "INT", StopTimeout: 2 * time.Second, User: "a", Group: "a", LogFile: "a"}
+		Ready: "delay:2s", StopSignal: "INT", StopTimeout: 2 * time.Second, User: "a", Group: "a", LogFile: "a",
+		LogFormat: "text", WorkerLogFile: "a"}
 	if got := mergeOptions(flags, file); !equalOptions(got, flags) {
 		t.Errorf("flags must win: got %+v", got)
 	}
@@ -118,12 +125,12 @@ func TestMergeOptions(t *testing.T) {
 // checked by the same rows, and every problem is reported at once.
 func TestLoadConfigChecks(t *testing.T) {
 	_, err := loadConfig(Options{PIDFile: "p", Command: []string{"x"}, Listen: []string{"8080"},
-		Workers: -1, StopTimeout: -time.Second, SocketMode: 0o1777}, t.TempDir())
+		Workers: -1, StopTimeout: -time.Second, SocketMode: 0o1777, LogFormat: "yaml"}, t.TempDir())
 	if !errors.Is(err, ErrConfig) {
 		t.Fatalf("err = %v, want ErrConfig", err)
 	}
 	for _, want := range []string{"workers -1: want a number of at least 1", "stop-timeout -1s: want a positive duration",
-		"socket-mode 01777: want octal permission bits"} {
+		"socket-mode 01777: want octal permission bits", `log-format "yaml": want text or json`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -133,7 +140,7 @@ func TestLoadConfigChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.workers != DefaultWorkers || c.ready.String() != DefaultReady || c.stopTimeout != DefaultStopTimeout ||
-		c.backoffMin != DefaultBackoffMin || c.backoffMax != DefaultBackoffMax || c.crashLoop != DefaultCrashLoop {
+		c.backoffMin != DefaultBackoffMin || c.backoffMax != DefaultBackoffMax || c.crashLoop != DefaultCrashLoop || c.logFormat != DefaultLogFormat || c.workerLog != "" {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -19,7 +19,7 @@
 //	       ready, stop the old one (after WINCH: workers come back)
 //	QUIT   graceful stop: workers get --stop-signal, KILL after --stop-timeout
 //	TERM   fast stop: workers get TERM (INT alike)
-//	USR1   reopen --log-file; pass USR1 to the workers
+//	USR1   reopen --log-file and --worker-log-file; pass USR1 to the workers
 //	TTIN   one worker more; TTOU one fewer (not below 1)
 //
 // # An upgrade, from the masters' side
@@ -55,6 +55,19 @@
 // systemd) and does it retire the generation before it. A worker that exits
 // is restarted with exponential backoff; CrashLoop consecutive failures flag
 // a crash loop in the status, and such a generation is never reported ready.
+//
+// # Logs
+//
+// The master logs with log/slog, as text or JSON (--log-format), to stderr
+// or --log-file. With --worker-log-file each worker's stdout and stderr are
+// one pipe of its own, which a goroutine of the master copies to the file
+// whole lines at a time (logs.go): a worker's lines stay whole and in order
+// whatever the others write, and USR1 reopens the file by its path for
+// logrotate. A pipe ends when everything holding it has closed it; at its
+// exit the master takes what the pipes hold and stops waiting, so a process
+// that left a worker's group (setsid) with the pipe cannot hold it up.
+// Write errors are logged when they begin and when writing works again,
+// with the bytes dropped meanwhile: a full disk does not block the workers.
 //
 // # Environment policy
 //

@@ -123,6 +123,8 @@ type testOpts struct {
 	Ready       string
 	StopTimeout time.Duration
 	LogFile     string
+	LogFormat   string
+	WorkerLog   string
 	Config      string
 	Command     []string
 	BackoffMax  time.Duration
@@ -162,7 +164,7 @@ func helperMaster() int {
 	opts := master.Options{
 		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, Workers: o.Workers, Dir: o.Dir,
 		EnvFile: o.EnvFile, EnvDrop: o.EnvDrop, Ready: o.Ready, StopTimeout: o.StopTimeout,
-		LogFile: o.LogFile, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group, StopSignal: o.StopSignal,
+		LogFile: o.LogFile, LogFormat: o.LogFormat, WorkerLogFile: o.WorkerLog, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group, StopSignal: o.StopSignal,
 		BackoffMin: 20 * time.Millisecond,
 	}
 	if o.LogFile == "" {
@@ -265,72 +267,6 @@ func helperWorker() int {
 		return 0
 	}
 	return 0
-}
-
-// fakeSystemd is a NOTIFY_SOCKET for the master, recording who said what.
-type fakeSystemd struct {
-	path string
-	conn *net.UnixConn
-	mu   sync.Mutex
-	msgs []sdMsg
-}
-
-type sdMsg struct {
-	pid  int
-	text string
-}
-
-func newFakeSystemd(t testing.TB, dir string) *fakeSystemd {
-	t.Helper()
-	path := filepath.Join(dir, "systemd.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, _ := conn.SyscallConn()
-	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	f := &fakeSystemd{path: path, conn: conn}
-	t.Cleanup(func() { conn.Close() })
-	go func() {
-		buf := make([]byte, 4096)
-		oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
-		for {
-			n, oobn, _, _, err := conn.ReadMsgUnix(buf, oob)
-			if err != nil {
-				return
-			}
-			pid := 0
-			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-				for _, cm := range cms {
-					if c, err := unix.ParseUnixCredentials(&cm); err == nil {
-						pid = int(c.Pid)
-					}
-				}
-			}
-			f.mu.Lock()
-			f.msgs = append(f.msgs, sdMsg{pid: pid, text: string(buf[:n])})
-			f.mu.Unlock()
-		}
-	}()
-	return f
-}
-
-// said reports whether pid sent a datagram containing line.
-func (f *fakeSystemd) said(pid int, line string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, m := range f.msgs {
-		if m.pid == pid && slices.Contains(strings.Split(m.text, "\n"), line) {
-			return true
-		}
-	}
-	return false
-}
-
-func (f *fakeSystemd) String() string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return fmt.Sprint(f.msgs)
 }
 
 // harness runs one master helper and what it starts.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 
 	"github.com/batonhq/baton/pidfile"
@@ -32,7 +30,7 @@ type master struct {
 	binary  string   // the program to re-exec on USR2
 	args    []string // its arguments after argv[0]
 	log     *slog.Logger
-	logw    *reopener // nil unless logging to cfg.logFile
+	logs    *logs
 	sd      systemd
 	pf      *pidfile.File
 	lns     []*listener
@@ -100,11 +98,7 @@ func run(ctx context.Context, opts Options) error {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, handledSignals()...)
 	defer signal.Stop(sigs)
-	defer func() {
-		if m.logw != nil {
-			m.logw.close()
-		}
-	}()
+	defer m.logs.close() // after tearDown: the workers are gone
 	if err := m.setUp(); err != nil {
 		m.tearDown()
 		return err
@@ -168,18 +162,17 @@ func newMaster(opts Options) (*master, error) {
 	if m.binary, err = resolveBinary(m.binary, cwd, getenv("PATH")); err != nil {
 		return nil, err
 	}
+	if m.logs, err = openLogs(cfg, opts.Logger == nil); err != nil {
+		return nil, err
+	}
 	m.log = opts.Logger
 	if m.log == nil {
-		var w io.Writer = os.Stderr
-		if cfg.logFile != "" {
-			if m.logw, err = openReopener(cfg.logFile); err != nil {
-				return nil, err
-			}
-			w = m.logw
-		}
-		m.log = slog.New(slog.NewTextHandler(w, nil))
+		m.log = m.logs.logger(cfg.logFormat)
 	}
 	m.log = m.log.With("master", os.Getpid())
+	if m.logs.copies != nil {
+		m.logs.copies.log = m.log
+	}
 	m.sd = systemd{log: m.log}
 	if g, err := strconv.Atoi(getenv(EnvMasterGeneration)); err == nil {
 		m.genNum = g
@@ -544,13 +537,13 @@ func (m *master) tearDown() {
 	}
 }
 
-// reopen reopens the log file and passes the signal to the workers (USR1).
+// reopen reopens the log files and passes the signal to the workers (USR1).
 func (m *master) reopen() {
-	if m.logw != nil {
-		if err := m.logw.reopen(); err != nil {
-			m.log.Error("reopening log file", "err", err)
+	for _, r := range m.logs.files() {
+		if err := r.reopen(); err != nil {
+			m.log.Error("reopening log file", "path", r.path, "err", err)
 		} else {
-			m.log.Info("log file reopened", "path", m.cfg.logFile)
+			m.log.Info("log file reopened", "path", r.path)
 		}
 	}
 	for _, w := range m.workers {
@@ -558,46 +551,4 @@ func (m *master) reopen() {
 			m.log.Warn("signal worker", "pid", w.pid, "err", err)
 		}
 	}
-}
-
-// reopener is an io.Writer on a file that can be reopened (logrotate).
-type reopener struct {
-	mu   sync.Mutex
-	path string
-	f    *os.File
-}
-
-func openReopener(path string) (*reopener, error) {
-	r := &reopener{path: path}
-	if err := r.reopen(); err != nil {
-		return nil, err
-	}
-	return r, nil
-}
-
-func (r *reopener) reopen() error {
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-	if err != nil {
-		return fmt.Errorf("master: log file: %w", err)
-	}
-	r.mu.Lock()
-	old := r.f
-	r.f = f
-	r.mu.Unlock()
-	if old != nil {
-		old.Close()
-	}
-	return nil
-}
-
-func (r *reopener) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.f.Write(p)
-}
-
-func (r *reopener) close() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.f.Close()
 }

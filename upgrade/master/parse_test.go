@@ -231,10 +231,12 @@ func TestParseConfigFile(t *testing.T) {
 	}{
 		{name: "full", data: "# app\nlisten = 127.0.0.1:80\nlisten = unix:/a.sock\nworkers = 3\n\nsocket-mode = 0660\n" +
 			"dir = /srv/current\nenvfile=/etc/app.env\nenv-drop = A\nenv-drop = B\nready = notify\nstop-signal = QUIT\n" +
-			"stop-timeout = 30s\nuser = nobody\ngroup = nogroup\nlog-file = /var/log/baton.log\n",
+			"stop-timeout = 30s\nuser = nobody\ngroup = nogroup\nlog-file = /var/log/baton.log\n" +
+			"log-format = json\nworker-log-file = /var/log/app.log\n",
 			want: Options{Listen: []string{"127.0.0.1:80", "unix:/a.sock"}, Workers: 3, SocketMode: 0o660, Dir: "/srv/current",
 				EnvFile: "/etc/app.env", EnvDrop: []string{"A", "B"}, Ready: "notify", StopSignal: "QUIT", StopTimeout: 30 * time.Second,
-				User: "nobody", Group: "nogroup", LogFile: "/var/log/baton.log"}},
+				User: "nobody", Group: "nogroup", LogFile: "/var/log/baton.log", LogFormat: "json",
+				WorkerLogFile: "/var/log/app.log"}},
 		{name: "empty", data: "", want: Options{}},
 		{name: "unknown-key", data: "pidfile = /x", err: `unknown key "pidfile"`},
 		{name: "twice", data: "workers = 1\nworkers = 2", err: "given twice"},
@@ -242,6 +244,7 @@ func TestParseConfigFile(t *testing.T) {
 		{name: "bad-workers", data: "workers = zero", err: "workers"},
 		{name: "bad-mode", data: "socket-mode = 999", err: "socket-mode"},
 		{name: "bad-timeout", data: "stop-timeout = soon", err: "stop-timeout"},
+		{name: "bad-log-format", data: "log-format = xml", err: "log-format"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseConfigFile("app.conf", []byte(tc.data))
@@ -265,7 +268,7 @@ func equalOptions(a, b Options) bool {
 	return slices.Equal(a.Listen, b.Listen) && slices.Equal(a.EnvDrop, b.EnvDrop) && a.Workers == b.Workers &&
 		a.SocketMode == b.SocketMode && a.DeferAccept == b.DeferAccept && a.Dir == b.Dir && a.EnvFile == b.EnvFile && a.Ready == b.Ready &&
 		a.StopSignal == b.StopSignal && a.StopTimeout == b.StopTimeout && a.User == b.User && a.Group == b.Group &&
-		a.LogFile == b.LogFile
+		a.LogFile == b.LogFile && a.LogFormat == b.LogFormat && a.WorkerLogFile == b.WorkerLogFile
 }
 
 // FuzzParseConfigFile: never panics; errors are ErrConfig; accepted files

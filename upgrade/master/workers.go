@@ -174,6 +174,11 @@ func (m *master) workerEnv(s *slot) ([]string, error) {
 func (m *master) spawn(s *slot) {
 	env, err := m.workerEnv(s)
 	var cmd *exec.Cmd
+	var stdout, stderr *os.File
+	started := func(bool) {}
+	if err == nil {
+		stdout, stderr, started, err = m.logs.workerStdio()
+	}
 	if err == nil {
 		files := make([]*os.File, len(m.lns))
 		for i, l := range m.lns {
@@ -185,8 +190,8 @@ func (m *master) spawn(s *slot) {
 			Env:        env,
 			Dir:        m.cfg.dir, // by the path as given: chdir(2) resolves a symlink now
 			ExtraFiles: files,
-			Stdout:     os.Stdout,
-			Stderr:     os.Stderr,
+			Stdout:     stdout,
+			Stderr:     stderr,
 			SysProcAttr: &syscall.SysProcAttr{
 				Pdeathsig:  sigPdeath,
 				Credential: m.cfg.cred,
@@ -194,6 +199,7 @@ func (m *master) spawn(s *slot) {
 			},
 		}
 		err = m.spawner.start(cmd)
+		started(err == nil)
 	}
 	if err != nil {
 		m.log.Error("worker failed to start", "generation", s.gen.num, "worker", s.index, "err", err)
