@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -34,4 +35,19 @@ func isUsageError(err error) bool {
 // baton run's flags take theirs from master.RunOptions, by the same rule.
 func envVars(name string) []string {
 	return []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+// unknownCommand is the usage error for name, which is not a command of c's
+// command (the app's at the top level): it names the closest visible one,
+// urfave/cli's suggestion by Jaro-Winkler similarity, if any is similar at
+// all, and the help that lists them.
+func unknownCommand(c *cli.Context, name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if cli.SuggestCommand != nil {
+		none := fmt.Sprintf(cli.SuggestDidYouMeanTemplate, "")
+		if s := cli.SuggestCommand(c.Command.VisibleCommands(), name); s != "" && s != none {
+			msg += " (" + strings.ToLower(s[:1]) + s[1:] + ")"
+		}
+	}
+	return usageErrorf("%s; see '%s --help'", msg, c.Command.HelpName)
 }

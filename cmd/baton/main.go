@@ -106,6 +106,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "baton",
 		Usage:                "upgrade running servers without dropping a request",
+		Version:              readBuildInfo().Version,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		Description: `baton drives masters that speak the nginx binary-upgrade protocol
@@ -124,7 +125,7 @@ EXAMPLES:
 			// main reports errors and chooses the exit code.
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
-			notFound = name
+			notFound = unknownCommand(c, name)
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return withCode(exitUsage, err)
@@ -132,8 +133,9 @@ EXAMPLES:
 	}
 }
 
-// notFound is the unknown command name CommandNotFound saw, if any.
-var notFound string
+// notFound is the error for the unknown command CommandNotFound saw, if
+// any.
+var notFound error
 
 func main() {
 	os.Exit(run(os.Args))
@@ -142,8 +144,8 @@ func main() {
 // run executes the CLI and maps errors to exit codes.
 func run(args []string) int {
 	err := newApp().Run(args)
-	if err == nil && notFound != "" {
-		err = usageErrorf("unknown command %q; see 'baton --help'", notFound)
+	if err == nil && notFound != nil {
+		err = notFound
 	}
 	if err == nil {
 		return exitOK
