@@ -15,6 +15,8 @@ func commands() []*cli.Command {
 		demoCommand(),
 		demoAppCommand(),
 		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }
 
