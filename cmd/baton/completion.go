@@ -23,7 +23,7 @@ func completionCommand() *cli.Command {
 		Usage:     "print a shell completion script: bash, zsh or fish",
 		ArgsUsage: "bash|zsh|fish",
 		Description: `The Debian package installs all three. From a source install:
-   bash: baton completion bash >/etc/bash_completion.d/baton
+   bash: baton completion bash >/usr/local/share/bash-completion/completions/baton
          (or: source <(baton completion bash) in ~/.bashrc)
    zsh:  baton completion zsh >"${fpath[1]}/_baton"
    fish: baton completion fish >~/.config/fish/completions/baton.fish`,
