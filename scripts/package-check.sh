@@ -18,7 +18,9 @@
 #   - the init script, with the shipped nginx defaults, drives a real nginx
 #     (on a unix socket in a temporary directory; nothing on port 80)
 #     through start, upgrade, rotate (the error log moved aside is reopened)
-#     and stop.
+#     and stop;
+#   - the logrotate snippet's postrotate makes a "baton run" master with its
+#     pid file in /run/baton reopen its --log-file.
 # Then "apt-get purge" must leave none of the package's files, and dpkg must
 # not know the package. Whatever the check started is stopped by pid, and
 # the package is purged, also when a step fails.
@@ -49,8 +51,17 @@ done
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/baton-package-check.XXXXXX")
 installed=
 nginx_pids=
+baton_pid=
+run_pidfile=
+made_run_dir=
 cleanup() {
 	rc=$?
+	if [ -n "$baton_pid" ]; then
+		kill -QUIT "$baton_pid" 2>/dev/null || true
+		wait "$baton_pid" 2>/dev/null || true
+	fi
+	[ -z "$run_pidfile" ] || rm -f "$run_pidfile"
+	[ -z "$made_run_dir" ] || rmdir /run/baton 2>/dev/null || true
 	# The masters this check started: those it recorded, and those its pid
 	# files name (a start that failed half way).
 	nginx_pids="$nginx_pids $(cat "$tmp/nginx/nginx.pid" "$tmp/nginx/nginx.pid.oldbin" 2>/dev/null || true)"
@@ -243,6 +254,38 @@ rc=0
 initd status >/dev/null || rc=$?
 [ $rc = 3 ] || fail "status after stop: exit $rc, want 3"
 nginx_pids=
+
+step "logrotate snippet: a baton master in /run/baton reopens its log"
+# The postrotate commands as logrotate would run them (with sh), on a master
+# started here from /usr/bin/baton, its pid file in /run/baton.
+if [ ! -d /run/baton ]; then
+	mkdir -m 0755 /run/baton
+	made_run_dir=yes
+fi
+run_pidfile=/run/baton/package-check-$$.pid
+log=$tmp/master.log
+/usr/bin/baton run --pidfile "$run_pidfile" --listen "unix:$tmp/app.sock" --workers 1 \
+	--log-file "$log" -- /usr/bin/baton demo-app </dev/null >"$tmp/master.out" 2>&1 &
+baton_pid=$!
+wait_for test -s "$run_pidfile" || fail "baton run wrote no pid file: $(cat "$tmp/master.out")"
+[ "$(cat "$run_pidfile")" = "$baton_pid" ] || fail "$run_pidfile names $(cat "$run_pidfile"), not $baton_pid"
+wait_for test -s "$log" || fail "baton run did not log to $log"
+mv "$log" "$log.1"
+sed -n '/^[[:space:]]*postrotate$/,/^[[:space:]]*endscript$/p' /etc/logrotate.d/baton | sed '1d;$d' >"$tmp/postrotate"
+[ -s "$tmp/postrotate" ] || fail "/etc/logrotate.d/baton has no postrotate commands"
+sh -e "$tmp/postrotate" || fail "the postrotate commands failed"
+wait_for test -e "$log" || fail "postrotate: the master did not reopen $log"
+kill -QUIT "$baton_pid"
+rc=0
+wait "$baton_pid" || rc=$?
+baton_pid=
+[ $rc = 0 ] || fail "baton run exited $rc after QUIT: $(cat "$tmp/master.out")"
+rm -f "$run_pidfile"
+run_pidfile=
+if [ -n "$made_run_dir" ]; then
+	rmdir /run/baton
+	made_run_dir=
+fi
 
 step "purge"
 apt-get purge -y -q baton >"$tmp/apt.log" 2>&1 || {
