@@ -46,9 +46,16 @@ func envVars(name string) []string {
 func unknownCommand(c *cli.Context, name string) error {
 	msg := fmt.Sprintf("unknown command %q", name)
 	if cli.SuggestCommand != nil {
-		none := fmt.Sprintf(cli.SuggestDidYouMeanTemplate, "")
-		if s := cli.SuggestCommand(c.Command.VisibleCommands(), name); s != "" && s != none {
-			msg += " (" + strings.ToLower(s[:1]) + s[1:] + ")"
+		cmds := c.Command.VisibleCommands()
+		s := cli.SuggestCommand(cmds, name)
+		// SuggestCommand also weighs "help" and "h", which baton hides at
+		// the top level: only a visible command other than name is offered.
+		for _, cmd := range cmds {
+			for _, n := range cmd.Names() {
+				if n != name && s == fmt.Sprintf(cli.SuggestDidYouMeanTemplate, n) {
+					msg += " (" + strings.ToLower(s[:1]) + s[1:] + ")"
+				}
+			}
 		}
 	}
 	return usageErrorf("%s; see '%s --help'", msg, c.Command.HelpName)

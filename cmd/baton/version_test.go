@@ -79,6 +79,7 @@ func TestUnknownCommand(t *testing.T) {
 		{name: "top", args: []string{"upgarde"}, want: `unknown command "upgarde" (did you mean "upgrade"?); see 'baton --help'`},
 		{name: "verb", args: []string{"upgrade", "strat"}, want: `unknown command "strat" (did you mean "start"?); see 'baton upgrade --help'`},
 		{name: "nothing-similar", args: []string{"xqzw"}, want: `unknown command "xqzw"; see 'baton --help'`},
+		{name: "hidden-help", args: []string{"help", "upgarde"}, want: `unknown command "help"; see 'baton --help'`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(func() { notFound = nil })
