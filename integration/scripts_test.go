@@ -310,6 +310,30 @@ func TestInitScript(t *testing.T) {
 	}
 }
 
+// initdRotate is what Debian's logrotate snippets do: move the log aside,
+// then the "rotate" action. nginx must reopen its error log at the old path
+// (the master, on USR1); a baton master, without --log-file here, must only
+// take the signal and keep serving.
+func initdRotate(ctx context.Context, t *testing.T, d *initd) {
+	t.Helper()
+	p := d.p
+	var errorLog string
+	if p.flavor == flavorNginx {
+		errorLog = filepath.Join(p.dir, "log", "error.log")
+		if err := os.Rename(errorLog, errorLog+".1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.want(ctx, t, "rotate", 0)
+	if errorLog != "" {
+		mustWait(ctx, t, 10*time.Second, "nginx to reopen "+errorLog, func() (bool, error) {
+			_, err := os.Stat(errorLog)
+			return err == nil, err
+		})
+	}
+	p.wantServing(ctx, t, "v1")
+}
+
 // initdShortCycle is start, upgrade under load, a pending upgrade that
 // status reports and rollback undoes, and stop (the flavor's graceful
 // signal: the workers finish, nothing is killed).
@@ -384,6 +408,7 @@ func initdLifeCycle(t *testing.T, d *initd) {
 	}
 	d.want(ctx, t, "configtest", 0)
 	d.want(ctx, t, "reopen-logs", 0)
+	initdRotate(ctx, t, d)
 
 	// upgrade: the checked binary upgrade, committed, under load.
 	p.replaceBinary(t)
@@ -565,6 +590,7 @@ func TestInitScriptStatusCodes(t *testing.T) {
 		{name: "reload-not-running", action: "reload", code: 7},
 		{name: "reload-foreign-pid", pidfile: strconv.Itoa(witness), action: "reload", code: 7},
 		{name: "reopen-logs-not-running", action: "reopen-logs", code: 7},
+		{name: "rotate-not-running", action: "rotate", code: 7},
 		{name: "upgrade-not-running", action: "upgrade", code: 7},
 		{name: "upgrade-no-baton", defaults: noBaton, action: "upgrade", code: 5},
 		{name: "configtest-none", action: "configtest", code: 0},

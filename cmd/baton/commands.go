@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +15,8 @@ func commands() []*cli.Command {
 		demoCommand(),
 		demoAppCommand(),
 		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }
 
@@ -34,4 +37,26 @@ func isUsageError(err error) bool {
 // baton run's flags take theirs from master.RunOptions, by the same rule.
 func envVars(name string) []string {
 	return []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+// unknownCommand is the usage error for name, which is not a command of c's
+// command (the app's at the top level): it names the closest visible one,
+// urfave/cli's suggestion by Jaro-Winkler similarity, if any is similar at
+// all, and the help that lists them.
+func unknownCommand(c *cli.Context, name string) error {
+	msg := fmt.Sprintf("unknown command %q", name)
+	if cli.SuggestCommand != nil {
+		cmds := c.Command.VisibleCommands()
+		s := cli.SuggestCommand(cmds, name)
+		// SuggestCommand also weighs "help" and "h", which baton hides at
+		// the top level: only a visible command other than name is offered.
+		for _, cmd := range cmds {
+			for _, n := range cmd.Names() {
+				if n != name && s == fmt.Sprintf(cli.SuggestDidYouMeanTemplate, n) {
+					msg += " (" + strings.ToLower(s[:1]) + s[1:] + ")"
+				}
+			}
+		}
+	}
+	return usageErrorf("%s; see '%s --help'", msg, c.Command.HelpName)
 }

@@ -107,6 +107,7 @@ func newApp() *cli.App {
 	return &cli.App{
 		Name:                 "baton",
 		Usage:                "upgrade running servers without dropping a request",
+		Version:              readBuildInfo().Version,
 		HideHelpCommand:      true,
 		EnableBashCompletion: true,
 		Description: `baton drives masters that speak the nginx binary-upgrade protocol
@@ -125,7 +126,7 @@ EXAMPLES:
 			// main reports errors and chooses the exit code.
 		},
 		CommandNotFound: func(c *cli.Context, name string) {
-			notFound = name
+			notFound = unknownCommand(c, name)
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
 			return withCode(exitUsage, err)
@@ -133,8 +134,9 @@ EXAMPLES:
 	}
 }
 
-// notFound is the unknown command name CommandNotFound saw, if any.
-var notFound string
+// notFound is the error for the unknown command CommandNotFound saw, if
+// any.
+var notFound error
 
 func main() {
 	os.Exit(run(os.Args))
@@ -149,7 +151,7 @@ func run(args []string) int {
 // returns the exit code. Under `baton upgrade ... --json` stdout holds one
 // JSON document, also when the command line is refused (jsonOutput).
 func runIO(args []string, stdout, stderr io.Writer) int {
-	notFound = ""
+	notFound = nil
 	app := newApp()
 	app.Writer, app.ErrWriter = stdout, stderr
 	js := newJSONOutput(args, stdout)
@@ -158,8 +160,8 @@ func runIO(args []string, stdout, stderr io.Writer) int {
 		app.Metadata = map[string]any{jsonOutputKey: js}
 	}
 	err := app.Run(args)
-	if err == nil && notFound != "" {
-		err = usageErrorf("unknown command %q; see 'baton --help'", notFound)
+	if err == nil && notFound != nil {
+		err = notFound
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "baton: %v\n", err)
