@@ -51,7 +51,7 @@ type master struct {
 	parentPID int
 	child     *exec.Cmd // the new master started on USR2, while alive
 	childPID  int
-	reloading bool // HUP under way: RELOADING=1 sent
+	reloading bool   // HUP under way: RELOADING=1 sent
 	reloads   int    // HUPs handled as a reload (status file)
 	reloadErr string // why the last one was refused, "" if accepted
 	// rolledBack is the new master a rollback gave up (HUP while it ran,
