@@ -11,6 +11,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		runCommand(),
 		upgradeCommand(),
+		reloadCommand(),
 		demoCommand(),
 		demoAppCommand(),
 		versionCommand(),
@@ -34,4 +35,10 @@ func isUsageError(err error) bool {
 // baton run's flags take theirs from master.RunOptions, by the same rule.
 func envVars(name string) []string {
 	return []string{"BATON_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))}
+}
+
+// commandName names the running command as typed after "baton": "upgrade
+// start", "reload".
+func commandName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
 }
