@@ -592,9 +592,19 @@ func (s *sdns) dial(ctx context.Context, network, addr string) (net.Conn, error)
 	return c, err
 }
 
-// get makes one HTTP request from inside the namespace.
+// get makes one HTTP request from inside the namespace: url is
+// "http://..." or "unix:" and the socket's path in the namespace, then
+// ":" and the URL path.
 func (s *sdns) get(ctx context.Context, url string) (int, string, error) {
-	client := &http.Client{Transport: &http.Transport{DialContext: s.dial, DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	dial := s.dial
+	if rest, ok := strings.CutPrefix(url, "unix:"); ok {
+		sock, path, _ := strings.Cut(rest, ":")
+		url = "http://localhost" + path
+		dial = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", s.path(sock))
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, "", err
@@ -608,19 +618,15 @@ func (s *sdns) get(ctx context.Context, url string) (int, string, error) {
 	return resp.StatusCode, string(body), err
 }
 
-// startLoad puts load on targets ("http://127.0.0.1:PORT/" from the
-// namespace's loopback, keep-alive; "unix:" and a host path, a new
-// connection per request) until stop or the end of the test; every answer
-// must pass expect.
-func (s *sdns) startLoad(ctx context.Context, t *testing.T, name string, expect func(status int, body []byte) error, targets ...string) *traffic {
+// startLoad puts load on the namespace's servers until stop or the end of
+// the test: each of runs names a Target ("http://127.0.0.1:PORT/", dialled
+// from the namespace's network namespace, or "unix:" and the host path of
+// a socket in it) and a Mode; every answer must pass expect.
+func (s *sdns) startLoad(ctx context.Context, t *testing.T, name string, expect func(status int, body []byte) error, runs ...load.Options) *traffic {
 	t.Helper()
 	tr := &traffic{name: name}
-	for _, target := range targets {
-		o := load.Options{Target: target, Mode: load.KeepAlive, Concurrency: 2, Pause: loadPause,
-			Timeout: 10 * time.Second, Expect: expect, Dial: s.dial}
-		if strings.HasPrefix(target, "unix:") {
-			o.Mode = load.NewConn
-		}
+	for _, o := range runs {
+		o.Concurrency, o.Pause, o.Timeout, o.Expect, o.Dial = 2, loadPause, 10*time.Second, expect, s.dial
 		r, err := load.Start(ctx, o)
 		if err != nil {
 			t.Fatalf("load: %v", err)
