@@ -125,6 +125,18 @@ func (s *sdns) wantRunning(ctx context.Context, t testing.TB, unit, pidfile stri
 	return pid
 }
 
+// waitRunning waits until unit is active (running), a socket-activated
+// service being ready only once its master says READY=1, then checks it as
+// wantRunning does.
+func (s *sdns) waitRunning(ctx context.Context, t testing.TB, unit, pidfile string) int {
+	t.Helper()
+	mustWait(ctx, t, 60*time.Second, unit+" running", func() (bool, error) {
+		p := s.show(ctx, t, unit, "ActiveState", "SubState")
+		return p["SubState"] == "running", fmt.Errorf("%v", p)
+	})
+	return s.wantRunning(ctx, t, unit, pidfile)
+}
+
 // wantStopped checks that unit ended inactive, not failed, with no process
 // left in its cgroup.
 func (s *sdns) wantStopped(ctx context.Context, t testing.TB, unit string) {
