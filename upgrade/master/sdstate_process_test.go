@@ -87,6 +87,8 @@ func TestSystemdStatusAndWatchdog(t *testing.T) {
 	got := h.sd.saidPrefix(old, "STATUS=")
 	for _, want := range []string{
 		"STATUS=upgrading: new master " + strconv.Itoa(nw) + " starting",
+		// Sent as WINCH is handled, before the worker's exit is.
+		"STATUS=draining: 1 old workers finishing; new master " + strconv.Itoa(nw) + " serves",
 		"STATUS=upgraded: new master " + strconv.Itoa(nw) + " serves; this master exits",
 	} {
 		if !slices.Contains(got, want) {
