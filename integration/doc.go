@@ -37,6 +37,23 @@
 // "version=<V> generation=<G>", so the load generator's tally shows which
 // generation served each request.
 //
+// # systemd
+//
+// The TestSystemd* tests (systemd_*_test.go) run the units of
+// scripts/systemd under a real systemd: bootSystemd (systemd_harness_test.go)
+// boots it as PID 1 of private pid, mount, network, UTS, IPC and cgroup
+// namespaces, on a read-only view of the host's tree with private tmpfs on
+// /run, /tmp, /var/tmp, /var/log, /srv, /usr/local/bin (the freshly built
+// baton) and overlays on /etc and /usr/sbin, into a target of its own with
+// every unit the host's targets pull in masked (systemd-tmpfiles-* among
+// them: on a shared /tmp their boot would empty the host's). Tests write
+// files through /proc/PID/root, run systemctl, journalctl and baton with
+// nsenter, and put load on the units from inside the namespace's network
+// namespace (load.Options.Dial). At the end PID 1 is SIGKILLed by its pid,
+// which ends the namespace, and its cgroup is removed. Without root, cgroup
+// v2 or the tools (unshare, nsenter, setpriv, mount) they skip with the
+// reason, or fail with BATON_REQUIRE_PEERS=1.
+//
 // # Writing a test
 //
 //	func TestSomething(t *testing.T) {

@@ -105,7 +105,7 @@ func TestPumaFullLoad(t *testing.T) {
 		}
 		return nil
 	}
-	tr := &traffic{peer: &peer{flavor: "puma"}}
+	tr := &traffic{name: "puma"}
 	t.Cleanup(func() {
 		if !tr.done {
 			tr.stop(t)

@@ -18,7 +18,7 @@ import (
 // over TCP and one-connection-per-request over the unix socket, at the same
 // time, every response checked.
 type traffic struct {
-	peer *peer
+	name string // what the load is on, for the log
 	runs []*load.Run
 	done bool
 }
@@ -39,7 +39,7 @@ func startLoad(ctx context.Context, t *testing.T, p *peer) *traffic {
 		}
 		return p.expectBody(string(body))
 	}
-	tr := &traffic{peer: p}
+	tr := &traffic{name: string(p.flavor)}
 	for _, o := range []load.Options{
 		{Target: p.url("/"), Mode: load.KeepAlive},
 		{Target: p.unixTarget("/"), Mode: load.NewConn},
@@ -90,7 +90,7 @@ func (tr *traffic) stop(t testing.TB) []load.Result {
 	var out []load.Result
 	for _, r := range tr.runs {
 		res := r.Stop()
-		t.Logf("load %s %s: %s; versions %s", tr.peer.flavor, res.Target, res, formatVersions(versions(res)))
+		t.Logf("load %s %s: %s; versions %s", tr.name, res.Target, res, formatVersions(versions(res)))
 		out = append(out, res)
 	}
 	return out

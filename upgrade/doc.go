@@ -16,6 +16,14 @@
 // master did not. Any failure after the spawn rolls back unless
 // Options.NoAutoRollback.
 //
+// Reload is what "systemctl reload" means (the shipped units' ExecReload=):
+// Start with Commit when the running master's binary was replaced on disk
+// (MasterObs.BinaryGone), else a configuration reload outside the state
+// machine: the preflight command (the configuration test), the flavor's
+// Reload signal (HUP), the master's new workers (a baton master's status
+// file counts the reload, or says why it refused it), the checks.
+// Options.Reload forces either.
+//
 // # States
 //
 //	Idle / Committed / RolledBack

@@ -21,6 +21,10 @@ var (
 	// ErrRolledBack: the upgrade failed and was rolled back; the old
 	// generation serves (exit 1).
 	ErrRolledBack = errors.New("upgrade: failed and rolled back")
+	// ErrNotReloaded: a configuration reload (Machine.Reload) did not
+	// happen: the master refused the configuration or started no new
+	// workers in time; it keeps serving as it did (exit 1).
+	ErrNotReloaded = errors.New("upgrade: not reloaded")
 	// ErrInconsistent: a step failed and no clean state could be restored,
 	// or automatic rollback was off; Report.Advice says what to do (exit 4).
 	ErrInconsistent = errors.New("upgrade: inconsistent state")

@@ -43,6 +43,7 @@ type fakeSys struct {
 	neverWritesPid bool // the new master starts but never writes its pid file
 	ignoreWinch    bool // the old master ignores WINCH
 	newIgnoresStop bool // the new master ignores QUIT and TERM
+	refusesHup     bool // HUP changes nothing (nginx refusing its configuration)
 	// upgradeDelay: the old master acts on USR2 this long after it is sent
 	// (nginx handles it at its next sigsuspend; unicorn and gunicorn queue
 	// it for their main loop).
@@ -176,6 +177,7 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 				}
 			}
 		}
+	case sig == syscall.SIGHUP && f.refusesHup:
 	case sig == syscall.SIGHUP:
 		// nginx: a new generation of workers; the old ones stop.
 		for _, w := range f.workersOf(pid) {

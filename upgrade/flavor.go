@@ -101,6 +101,9 @@ type Signals struct {
 	Respawn   syscall.Signal
 	Stop      syscall.Signal // graceful stop
 	Terminate syscall.Signal // fast stop, the step before SIGKILL
+	// Reload makes the master re-read its configuration and replace its
+	// workers with new ones: a configuration reload (Machine.Reload).
+	Reload syscall.Signal
 }
 
 // nginxSignals is the protocol of nginx (src/os/unix/ngx_process.c), which
@@ -111,6 +114,7 @@ var nginxSignals = Signals{
 	Respawn:   syscall.SIGHUP,
 	Stop:      syscall.SIGQUIT,
 	Terminate: syscall.SIGTERM,
+	Reload:    syscall.SIGHUP,
 }
 
 // Floor is the number of workers the drain of master m can leave: zero
@@ -251,6 +255,7 @@ var Flavors = []Flavor{
 			Respawn:   syscall.SIGTTIN,
 			Stop:      syscall.SIGQUIT,
 			Terminate: syscall.SIGTERM,
+			Reload:    syscall.SIGHUP, // config file re-read, workers restarted
 		},
 		RespawnAdds:     true,
 		CountsDraining:  true,
@@ -278,6 +283,7 @@ var Flavors = []Flavor{
 			Respawn:   syscall.SIGTTIN,
 			Stop:      syscall.SIGTERM,
 			Terminate: syscall.SIGINT,
+			Reload:    syscall.SIGHUP, // configuration reloaded, workers replaced
 		},
 		DrainFloor: 1,
 		// handle_winch: "if self.cfg.daemon: ... self.num_workers = 0".

@@ -58,6 +58,9 @@ type Options struct {
 	// NoAutoRollback leaves both masters as they are when a check fails
 	// after the spawn, instead of rolling back.
 	NoAutoRollback bool
+	// Reload is what Reload does: ReloadAuto (the zero value) decides by
+	// whether the running binary was replaced on disk.
+	Reload ReloadMode
 	// Hard, when done, stops at once the work a cancelled context leaves
 	// to finish (the rollback after an interrupt, a commit whose signal
 	// was sent): the CLI cancels it at a second interrupt. Nil: never.

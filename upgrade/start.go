@@ -87,22 +87,9 @@ func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) 
 		m.rep.Advice = "remove " + p.Path + " if no master runs from it"
 		return nil, fmt.Errorf("%w: %s: %s", ErrBadInput, p.Path, p.Err)
 	}
-	switch {
-	case v.State == Down:
-		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
-	case !v.State.Settled():
-		m.rep.Advice = v.Advice
-		if m.rep.Advice == "" {
-			m.rep.Advice = "finish it with 'baton upgrade commit' or 'baton upgrade rollback'"
-		}
-		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, SignalName(m.flavor.Upgrade))
-	}
-	old := v.Old
-	if old == nil {
-		old = v.New
-	}
-	if old == nil {
-		return nil, fmt.Errorf("%w: no master", ErrNotRunning)
+	old, err := m.serving(v)
+	if err != nil {
+		return nil, err
 	}
 	bin, problems := m.execProblems(old)
 	if len(old.Listeners) == 0 {
@@ -121,6 +108,30 @@ func (m *Machine) preflight(ctx context.Context, v Verdict) (*MasterObs, error) 
 	}
 	m.step("preflight", "%s master %d (%s, %d workers, %d listeners)%s", m.flavor.Name, old.ID.PID, bin, len(old.Workers), len(old.Listeners), checksSuffix(len(m.opts.Checks)))
 	return old, nil
+}
+
+// serving returns the one master serving in a settled state: an error
+// wrapping ErrNotRunning when there is none, ErrUpgradePending when an
+// upgrade is under way.
+func (m *Machine) serving(v Verdict) (*MasterObs, error) {
+	switch {
+	case v.State == Down:
+		return nil, fmt.Errorf("%w: %s%s", ErrNotRunning, m.opts.Pidfile, prefixed(": ", strings.Join(v.Findings, "; ")))
+	case !v.State.Settled():
+		m.rep.Advice = v.Advice
+		if m.rep.Advice == "" {
+			m.rep.Advice = "finish it with 'baton upgrade commit' or 'baton upgrade rollback'"
+		}
+		return nil, fmt.Errorf("%w: state %s%s (%s ignores %s while one is)", ErrUpgradePending, v.State, prefixed(": ", strings.Join(v.Findings, "; ")), m.flavor.Name, SignalName(m.flavor.Upgrade))
+	}
+	cur := v.Old
+	if cur == nil {
+		cur = v.New
+	}
+	if cur == nil {
+		return nil, fmt.Errorf("%w: no master", ErrNotRunning)
+	}
+	return cur, nil
 }
 
 // runPreflight runs the preflight command within Options.PreflightTimeout:

@@ -12,6 +12,7 @@ func commands() []*cli.Command {
 	return []*cli.Command{
 		runCommand(),
 		upgradeCommand(),
+		reloadCommand(),
 		demoCommand(),
 		demoAppCommand(),
 		versionCommand(),
@@ -59,4 +60,10 @@ func unknownCommand(c *cli.Context, name string) error {
 		}
 	}
 	return usageErrorf("%s; see '%s --help'", msg, c.Command.HelpName)
+}
+
+// commandName names the running command as typed after "baton": "upgrade
+// start", "reload".
+func commandName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
 }

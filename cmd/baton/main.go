@@ -42,8 +42,8 @@ type exitRow struct {
 // "Exit codes" section (TestREADMEExitCodes keeps it in step).
 var exitCodes = []exitRow{
 	{code: exitOK, name: "ok", meaning: "done"},
-	{code: exitFailed, name: "failed", meaning: "failed; an upgrade was rolled back and the old generation is serving",
-		from: []error{upgrade.ErrRolledBack}},
+	{code: exitFailed, name: "failed", meaning: "failed; an upgrade was rolled back, or a reload refused, and the old generation is serving",
+		from: []error{upgrade.ErrRolledBack, upgrade.ErrNotReloaded}},
 	{code: exitUsage, name: "usage", meaning: "bad usage or input, or interrupted before any signal; nothing was signalled or changed",
 		from: []error{upgrade.ErrBadInput, upgrade.ErrNotRunning, upgrade.ErrPreflight, upgrade.ErrIllegalTransition, upgrade.ErrInterrupted,
 			master.ErrConfig, master.ErrBadListen}},

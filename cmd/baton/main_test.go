@@ -124,7 +124,7 @@ func TestFlagEnvVars(t *testing.T) {
 			walk(prefix+c.Name+" ", c.Subcommands)
 		}
 	}
-	walk("", []*cli.Command{runCommand(), upgradeCommand(), versionCommand()})
+	walk("", []*cli.Command{runCommand(), upgradeCommand(), reloadCommand(), versionCommand()})
 }
 
 // captureOptions runs cmd with args, its action replaced by read, and

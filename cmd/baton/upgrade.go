@@ -233,7 +233,7 @@ func machineAction(options func(*cli.Context) (upgrade.Options, error), verb fun
 // machineOptions reads the flags every verb shares.
 func machineOptions(c *cli.Context) (upgrade.Options, error) {
 	if c.NArg() > 0 {
-		return upgrade.Options{}, usageErrorf("upgrade %s: unexpected argument %q", c.Command.Name, c.Args().First())
+		return upgrade.Options{}, usageErrorf("%s: unexpected argument %q", commandName(c), c.Args().First())
 	}
 	opts := upgrade.Options{
 		Pidfile: c.String("pidfile"),
@@ -263,7 +263,7 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 	if errw == nil {
 		errw = os.Stderr
 	}
-	in := watchInterrupts(c.Context, errw, "upgrade "+c.Command.Name)
+	in := watchInterrupts(c.Context, errw, commandName(c))
 	defer in.Stop()
 	opts.Hard = in.Hard
 	m, err := upgrade.New(opts)

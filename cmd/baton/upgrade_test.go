@@ -28,6 +28,7 @@ func TestUpgradeExitCodes(t *testing.T) {
 		{name: "locked", err: &upgrade.LockError{Path: "p", PID: 42}, mutating: true, want: exitBusy},
 		{name: "pending", err: fmt.Errorf("%w: x", upgrade.ErrUpgradePending), mutating: true, want: exitBusy},
 		{name: "rolled-back", err: fmt.Errorf("%w: x", upgrade.ErrRolledBack), mutating: true, want: exitFailed},
+		{name: "not-reloaded", err: fmt.Errorf("%w: x", upgrade.ErrNotReloaded), mutating: true, want: exitFailed},
 		{name: "inconsistent", err: fmt.Errorf("%w: x", upgrade.ErrInconsistent), mutating: true, want: exitInconsistent},
 		{name: "unknown-after-signals", err: errors.New("x"), mutating: true, want: exitInconsistent},
 		{name: "unknown-status", err: errors.New("x"), want: exitFailed},
@@ -61,6 +62,9 @@ func TestUpgradeCLIRefuses(t *testing.T) {
 		{name: "extra-argument", args: []string{"upgrade", "rollback", "--pidfile", garbage, "now"}, want: exitUsage, say: "unexpected argument"},
 		{name: "preflight-timeout-zero", args: []string{"upgrade", "start", "--pidfile", garbage, "--preflight-timeout", "0"}, want: exitUsage, say: "--preflight-timeout 0s: want a positive duration"},
 		{name: "preflight-timeout-negative", args: []string{"upgrade", "start", "--pidfile", garbage, "--preflight-timeout", "-1s"}, want: exitUsage, say: "--preflight-timeout -1s: want a positive duration"},
+		{name: "reload-bad-mode", args: []string{"reload", "--pidfile", garbage, "--mode", "both"}, want: exitUsage, say: "reload mode \"both\""},
+		{name: "reload-garbage-pidfile", args: []string{"reload", "--pidfile", garbage}, want: exitUsage, say: "malformed"},
+		{name: "reload-no-commit-flag", args: []string{"reload", "--pidfile", garbage, "--commit"}, want: exitUsage, say: "commit"},
 		{name: "preflight-timeout-env", env: "BATON_PREFLIGHT_TIMEOUT=-5s", args: []string{"upgrade", "start", "--pidfile", garbage}, want: exitUsage, say: "--preflight-timeout -5s: want a positive duration"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

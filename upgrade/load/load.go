@@ -74,6 +74,11 @@ type Options struct {
 	Duration time.Duration
 	// Expect checks a response; nil accepts any 2xx status.
 	Expect func(status int, body []byte) error
+	// Dial opens a connection to the target ("tcp" or "unix", and the
+	// address); nil means a net.Dialer. The context ends at Timeout. A
+	// caller that must reach a server in another network namespace dials
+	// from there. It is called concurrently by the workers.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Result is what a run counted.
@@ -295,8 +300,13 @@ func (r *Run) request(c **conn) (status int, body []byte, raced bool, err error)
 }
 
 func (r *Run) dial() (*conn, error) {
-	d := net.Dialer{Timeout: r.opts.Timeout}
-	nc, err := d.Dial(r.target.network, r.target.addr)
+	dial := r.opts.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout)
+	defer cancel()
+	nc, err := dial(ctx, r.target.network, r.target.addr)
 	if err != nil {
 		return nil, err
 	}

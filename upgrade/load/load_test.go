@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -232,5 +233,35 @@ func TestSnapshot(t *testing.T) {
 	}
 	if final.Tags["gen=1"] != 15 || final.Failures[FailStatus] != 5 {
 		t.Fatalf("changing the snapshot changed the run: tags %v failures %v", final.Tags, final.Failures)
+	}
+}
+
+// TestDial: Options.Dial opens every connection, with the target's network
+// and address and a context that ends at Timeout; its error is a failure.
+func TestDial(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	var dials atomic.Int64
+	dial := func(ctx context.Context, network, a string) (net.Conn, error) {
+		if network != "tcp" || a != addr {
+			return nil, fmt.Errorf("dial %s %s, want tcp %s", network, a, addr)
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("dial context has no deadline")
+		}
+		dials.Add(1)
+		return (&net.Dialer{}).DialContext(ctx, network, a)
+	}
+	res := runFor(t, Options{Target: srv.URL + "/", Concurrency: 2, Mode: NewConn, Dial: dial}, 10)
+	if res.OK != 10 || res.Failed != 0 || dials.Load() != 10 {
+		t.Fatalf("got %s %v, %d dials; want 10 ok, 10 dials", res, res.Samples, dials.Load())
+	}
+	refuse := func(context.Context, string, string) (net.Conn, error) {
+		return nil, syscall.ECONNREFUSED
+	}
+	res = runFor(t, Options{Target: srv.URL + "/", Concurrency: 1, Dial: refuse}, 3)
+	if res.Failed != 3 || res.Failures[FailRefused] != 3 {
+		t.Fatalf("got %s %v; want 3 refused", res, res.Failures)
 	}
 }

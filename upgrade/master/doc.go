@@ -16,7 +16,9 @@
 //	       (EnvInheritFDs); the pid file becomes <pidfile>.oldbin
 //	WINCH  stop all workers gracefully; keep the listeners
 //	HUP    re-read config and envfile, start a fresh generation; when it is
-//	       ready, stop the old one (after WINCH: workers come back)
+//	       ready, stop the old one (after WINCH: workers come back); a bad
+//	       configuration is refused and the master serves on; the status
+//	       file counts reloads and says why the last one was refused
 //	QUIT   graceful stop: workers get --stop-signal, KILL after --stop-timeout
 //	TERM   fast stop: workers get TERM (INT alike)
 //	USR1   reopen --log-file and --worker-log-file; pass USR1 to the workers
@@ -69,13 +71,24 @@
 // Write errors are logged when they begin and when writing works again,
 // with the bytes dropped meanwhile: a full disk does not block the workers.
 //
+// # systemd
+//
+// Besides READY=1, RELOADING=1, STOPPING=1 and MAINPID=, the master sends a
+// STATUS= line saying what it does ("serving: generation 3, 2 workers",
+// "upgrading: new master N starting", "draining: ...", "rolled back: ...",
+// sdstate.go), when it changes and every 5s, and with WatchdogSec= it pings
+// WATCHDOG=1 every quarter period from its event loop. Only a master whose
+// old master is gone speaks: while the old one runs it is the unit's main
+// pid. The watchdog passes to the new master on USR2 (WATCHDOG_PID set to
+// the old master's pid, which the new one accepts); workers never get it.
+//
 // # Environment policy
 //
 // The master records the environment it was first started with (minus
 // LISTEN_* and baton-internal variables) and every later master starts from
 // that record, so the environment does not grow with every upgrade. A worker
 // starts from the record minus every BATON_* variable, NOTIFY_SOCKET (an old
-// worker's STOPPING=1 reaching systemd stops the unit), LISTEN_*,
+// worker's STOPPING=1 reaching systemd stops the unit), WATCHDOG_*, LISTEN_*,
 // SERVER_STARTER_PORT and --env-drop names; then --envfile, re-read at every
 // start; then LISTEN_FDS, LISTEN_PID (the worker's own pid), LISTEN_FDNAMES,
 // SERVER_STARTER_PORT ("addr=fd;addr=fd"), BATON_GENERATION, BATON_WORKER

@@ -21,6 +21,13 @@ const (
 	EnvNotifySocket  = "NOTIFY_SOCKET"       // baton's own socket with --ready notify; systemd's for the master
 )
 
+// systemd's watchdog (sd_watchdog_enabled(3)), for the master: a worker
+// never gets them.
+const (
+	EnvWatchdogUsec = "WATCHDOG_USEC" // the period, in microseconds
+	EnvWatchdogPID  = "WATCHDOG_PID"  // the process that must ping
+)
+
 // Baton-internal variables, set by a master for the master it starts on USR2.
 // They never reach a worker.
 const (
@@ -50,9 +57,10 @@ var internalVars = []string{EnvInheritFDs, EnvMasterEnv, EnvMasterParent, EnvMas
 //     (USR2) starts from that record, not from its own environment.
 //   - A worker starts from that record, minus every BATON_* variable (the
 //     master's own configuration), NOTIFY_SOCKET (the master's systemd socket:
-//     an old worker's STOPPING=1 must never reach systemd), LISTEN_* and
-//     SERVER_STARTER_PORT, minus --env-drop names; then --envfile, re-read at
-//     every start, is applied; then baton's own variables.
+//     an old worker's STOPPING=1 must never reach systemd), WATCHDOG_USEC and
+//     WATCHDOG_PID (the master's watchdog), LISTEN_* and SERVER_STARTER_PORT,
+//     minus --env-drop names; then --envfile, re-read at every start, is
+//     applied; then baton's own variables.
 
 // masterEnv returns the recorded first environment: from EnvMasterEnv when
 // this master was started by another, else env with internal variables removed.
@@ -91,7 +99,8 @@ func setVar(env []string, name, value string) []string {
 func workerBaseEnv(rec []string, envDrop []string) []string {
 	return dropVars(rec, func(name string) bool {
 		return strings.HasPrefix(name, "BATON_") || strings.HasPrefix(name, "LISTEN_") ||
-			name == EnvNotifySocket || name == EnvServerStarter || slices.Contains(envDrop, name)
+			name == EnvNotifySocket || name == EnvWatchdogUsec || name == EnvWatchdogPID ||
+			name == EnvServerStarter || slices.Contains(envDrop, name)
 	})
 }
 

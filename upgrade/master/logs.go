@@ -294,3 +294,19 @@ func (c *copiers) close() {
 	c.mu.Unlock()
 	c.wg.Wait()
 }
+
+// reopen reopens the log files and passes the signal to the workers (USR1).
+func (m *master) reopen() {
+	for _, r := range m.logs.files() {
+		if err := r.reopen(); err != nil {
+			m.log.Error("reopening log file", "path", r.path, "err", err)
+		} else {
+			m.log.Info("log file reopened", "path", r.path)
+		}
+	}
+	for _, w := range m.workers {
+		if err := signalGroup(w, sigReopen); err != nil {
+			m.log.Warn("signal worker", "pid", w.pid, "err", err)
+		}
+	}
+}

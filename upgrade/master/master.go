@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/batonhq/baton/pidfile"
 	"github.com/batonhq/baton/procs"
@@ -49,7 +50,15 @@ type master struct {
 	parentPID int
 	child     *exec.Cmd // the new master started on USR2, while alive
 	childPID  int
-	reloading bool // HUP under way: RELOADING=1 sent
+	reloading bool   // HUP under way: RELOADING=1 sent
+	reloads   int    // HUPs handled as a reload (status file)
+	reloadErr string // why the last one was refused, "" if accepted
+	// rolledBack is the new master a rollback gave up (HUP while it ran,
+	// or its exit before the commit), until the next USR2 or HUP: the
+	// STATUS= line says so (sdstate.go).
+	rolledBack int
+	sdLast     string        // the STATUS= line last sent
+	watchdog   time.Duration // WatchdogSec=, 0: none (sdstate.go)
 
 	// envFile holds the envfile's values as last read for a worker. Once
 	// this master has started a new one (USR2), envFrozen makes the workers
@@ -182,6 +191,10 @@ func newMaster(opts Options) (*master, error) {
 	}
 	m.inherit = getenv(EnvInheritFDs)
 	m.getenv = getenv
+	// The old master that started this one passes its watchdog on, alive
+	// or not (watchdogEnv).
+	parent, _ := strconv.Atoi(strings.Split(getenv(EnvMasterParent), "@")[0])
+	m.watchdog = watchdogPeriod(getenv, os.Getpid(), parent)
 	return m, nil
 }
 
@@ -273,7 +286,7 @@ func (m *master) setUp() error {
 	m.log.Info("master started", "pid", pid, "pidfile", m.cfg.pidfile, "binary", m.binary,
 		"parent", m.parentPID, "workers", m.want, "ready", m.cfg.ready.String())
 	m.startGeneration()
-	m.writeStatus()
+	m.syncSystemd(m.writeStatus())
 	return nil
 }
 
@@ -303,18 +316,22 @@ func (m *master) onNotify(msg notifyMsg) {
 func (m *master) loop(ctx context.Context, sigs <-chan os.Signal) {
 	defer close(m.done)
 	ctxDone := ctx.Done()
+	tick, stopTick := m.sdTicker()
+	defer stopTick()
 	for !m.stopping || len(m.workers) > 0 {
 		select {
 		case s := <-sigs:
 			m.onSignal(s.(syscall.Signal))
 		case f := <-m.events:
 			f()
+		case <-tick:
+			m.sdTick()
 		case <-ctxDone:
 			ctxDone = nil
 			m.log.Info("context done; stopping gracefully")
 			m.stop(false)
 		}
-		m.writeStatus()
+		m.syncSystemd(m.writeStatus())
 	}
 }
 
@@ -368,31 +385,39 @@ func (m *master) reload() {
 	if m.stopping {
 		return
 	}
-	if m.child == nil && m.envFrozen {
-		m.envFrozen = false
-		m.log.Info("reload: the envfile is read again")
+	m.reloads++
+	if m.child == nil {
+		m.rolledBack = 0
+		if m.envFrozen {
+			m.envFrozen = false
+			m.log.Info("reload: the envfile is read again")
+		}
 	}
 	cfg, err := loadConfig(m.opts, m.cwd)
 	if err == nil {
 		err = validate(cfg, m.envFrozen)
 	}
 	if err != nil {
+		m.reloadErr = "configuration rejected: " + err.Error()
 		m.log.Error("reload: configuration rejected; keeping the current one", "err", err)
 		return
 	}
 	if err := m.applyListeners(cfg); err != nil {
+		m.reloadErr = "listeners rejected: " + err.Error()
 		m.log.Error("reload: listeners rejected; keeping the current configuration", "err", err)
 		return
 	}
 	if m.notify == nil && cfg.ready.notify {
 		ns, err := listenNotify(statusfile.NotifyPath(m.cfg.pidfile, os.Getpid()), os.Getpid())
 		if err != nil {
+			m.reloadErr = "notify socket: " + err.Error()
 			m.log.Error("reload: notify socket", "err", err)
 			return
 		}
 		m.notify = ns
 		go m.readNotify(ns)
 	}
+	m.reloadErr = ""
 	m.cfg = cfg
 	m.want = cfg.workers
 	m.draining = false
@@ -459,6 +484,7 @@ func (m *master) announceReady() {
 		// (HUP to the old master): take the main pid back now, before the
 		// new master is stopped, so systemd never sees its main process
 		// exit with no successor named.
+		m.rolledBack = m.childPID
 		m.sd.notify("MAINPID=" + strconv.Itoa(os.Getpid()) + "\nREADY=1")
 	case !m.announcedPID && m.parentPID != 0:
 		m.announcedPID = true
@@ -534,21 +560,5 @@ func (m *master) tearDown() {
 	}
 	if m.spawner != nil { // it had started
 		m.log.Info("master exited")
-	}
-}
-
-// reopen reopens the log files and passes the signal to the workers (USR1).
-func (m *master) reopen() {
-	for _, r := range m.logs.files() {
-		if err := r.reopen(); err != nil {
-			m.log.Error("reopening log file", "path", r.path, "err", err)
-		} else {
-			m.log.Info("log file reopened", "path", r.path)
-		}
-	}
-	for _, w := range m.workers {
-		if err := signalGroup(w, sigReopen); err != nil {
-			m.log.Warn("signal worker", "pid", w.pid, "err", err)
-		}
 	}
 }

@@ -337,7 +337,7 @@ func TestParseEnvFile(t *testing.T) {
 
 func TestEnvPolicy(t *testing.T) {
 	first := []string{"PATH=/bin", "NOTIFY_SOCKET=/run/systemd/notify", "LISTEN_FDS=2", "LISTEN_PID=1", "LISTEN_FDNAMES=a:b",
-		"BATON_PIDFILE=/run/a.pid", "SERVER_STARTER_PORT=80=3", "SECRET=x", "HOME=/root"}
+		"BATON_PIDFILE=/run/a.pid", "SERVER_STARTER_PORT=80=3", "SECRET=x", "HOME=/root", "WATCHDOG_USEC=2000000", "WATCHDOG_PID=1"}
 	rec, err := masterEnv(first)
 	if err != nil {
 		t.Fatal(err)

@@ -65,6 +65,7 @@ func (m *master) upgrade() {
 		env = setVar(env, EnvMasterParent, procs.Identity{PID: os.Getpid(), Start: m.start}.String())
 		env = setVar(env, EnvMasterCwd, m.cwd)
 		env = setVar(env, EnvMasterGeneration, strconv.Itoa(m.genNum))
+		env = m.watchdogEnv(env)
 		cmd := &exec.Cmd{
 			Path:       m.binary, // found again by its path: a replaced file is used
 			Args:       append([]string{m.binary}, m.args...),
@@ -80,6 +81,7 @@ func (m *master) upgrade() {
 		}
 		if err == nil {
 			m.child, m.childPID = cmd, cmd.Process.Pid
+			m.rolledBack = 0
 			m.envFrozen = m.envFile != nil
 			m.log.Info("new master started", "new_master", m.childPID, "binary", m.binary, "oldbin", m.pf.Path())
 			go func() {
@@ -113,6 +115,7 @@ func (m *master) childExited(cmd *exec.Cmd, err error) {
 		return
 	}
 	m.log.Warn("new master exited before it was committed; taking the pid file back", "new_master", pid, "status", exitStatus(err))
+	m.rolledBack = pid
 	if rerr := m.pf.Restore(); rerr != nil {
 		m.log.Error("restoring the pid file from .oldbin failed", "err", rerr)
 	} else {

@@ -26,6 +26,8 @@ func (m *master) status() statusfile.Master {
 		Workers:        []statusfile.Worker{},
 		Listeners:      []statusfile.Listener{},
 		Goroutines:     runtime.NumGoroutine(),
+		Reloads:        m.reloads,
+		ReloadError:    m.reloadErr,
 	}
 	if g := m.current(); g != nil && !m.stopping {
 		s.Ready = m.generationReady(g)
@@ -58,21 +60,23 @@ func (m *master) status() statusfile.Master {
 	return s
 }
 
-// writeStatus rewrites the status file when anything in it changed.
-func (m *master) writeStatus() {
-	if m.statusPath == "" {
-		return
-	}
+// writeStatus rewrites the status file when anything in it changed, and
+// returns the status.
+func (m *master) writeStatus() statusfile.Master {
 	s := m.status()
+	if m.statusPath == "" {
+		return s
+	}
 	prev := m.lastStatus
 	prev.Updated = time.Time{}
 	if reflect.DeepEqual(prev, s) {
-		return
+		return s
 	}
 	s.Updated = time.Now().UTC()
 	if err := statusfile.Write(m.statusPath, s); err != nil {
 		m.log.Warn("writing status file", "err", err)
-		return
+		return s
 	}
 	m.lastStatus = s
+	return s
 }

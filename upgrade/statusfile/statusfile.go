@@ -25,6 +25,13 @@ type Master struct {
 	Dir            string     `json:"dir,omitempty"`
 	Workers        []Worker   `json:"workers"`
 	Listeners      []Listener `json:"listeners"`
+	// Reloads counts the configuration reloads (HUP) the master handled,
+	// accepted or refused; ReloadError says why the last one was refused
+	// ("" when it was accepted: a new generation is starting or serving).
+	// The orchestrator's configuration reload (upgrade.Machine.Reload)
+	// waits for the count to move and fails at once on a refusal.
+	Reloads     int    `json:"reloads"`
+	ReloadError string `json:"reload_error,omitempty"`
 	// Goroutines is the master's runtime.NumGoroutine() as of the last
 	// event it handled (a signal, a worker's exit or readiness): it looks
 	// at its status after each and rewrites the file when anything, this
