@@ -13,12 +13,14 @@ import (
 // users meet it: built into a tarball and installed with ansible-galaxy, the
 // module's documentation read by ansible-doc (which fails on documentation
 // it cannot parse), the role's by ansible-doc -t role (its argument specs),
-// and ansible-lint (production profile) on the collection and on the
-// README's playbook, which must resolve the module and pass its options.
+// ansible-lint (production profile) on the collection and on the README's
+// playbook, which must resolve the module and pass its options, and the
+// module's table tests (tests/unit, unittest with Debian's python3 and
+// ansible-core).
 // ansible-test sanity is not run: it installs its own requirements from
 // PyPI into virtual environments.
 func TestAnsibleCollection(t *testing.T) {
-	requireTools(t, "/usr/bin/ansible-doc", "/usr/bin/ansible-galaxy", "/usr/bin/ansible-lint")
+	requireTools(t, "/usr/bin/ansible-doc", "/usr/bin/ansible-galaxy", "/usr/bin/ansible-lint", "/usr/bin/python3")
 	dir := t.TempDir()
 	src := filepath.Join(repoRoot(t), "scripts", "ansible", "ansible_collections", "batonhq", "baton")
 	installed := filepath.Join(dir, "collections")
@@ -78,6 +80,12 @@ func TestAnsibleCollection(t *testing.T) {
 		t.Errorf("ansible-lint did not resolve the collection for the README's playbook:\n%s", out)
 	}
 	run(src, "/usr/bin/ansible-lint", append(lint, "roles/baton_rollout", "galaxy.yml", "meta", "plugins")...)
+
+	unit := exec.Command("/usr/bin/python3", filepath.Join(src, "tests", "unit", "plugins", "modules", "test_baton_upgrade.py"), "-v")
+	unit.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(repoRoot(t), "scripts", "ansible"), "PYTHONDONTWRITEBYTECODE=1")
+	if out, err := unit.CombinedOutput(); err != nil {
+		t.Errorf("the module's unit tests: %v\n%s", err, out)
+	}
 }
 
 // requireTools skips (with BATON_REQUIRE_PEERS=1, fails) the test when a

@@ -21,7 +21,11 @@ description:
     C(command=commit) and C(command=rollback) act only on a pending upgrade (or one left
     inconsistent) and are unchanged on a settled host.
   - Every verb first reads C(baton upgrade status), so a play interrupted half way (the
-    controller killed) resumes from baton's journal on the host.
+    controller killed) resumes from baton's journal on the host - while another baton holds
+    the host's upgrade lock it waits (C(lock_timeout)); an upgrade already started counts as
+    started; one whose orchestrator was killed half way (state C(spawning), C(draining),
+    C(committing) or C(rolling-back) with no baton running) is finished by C(command=commit)
+    or C(command=rollback), and fails C(command=start) with baton's advice.
   - baton's exit codes become failures that say what happened on the host; see C(rc).
   - In check mode nothing is signalled; the result says what would be done, from C(status).
 author:
@@ -261,9 +265,10 @@ EXIT_MEANING = {
 
 # States in which an upgrade is started and awaits a commit or a rollback.
 PENDING = ('spawned', 'drained')
-# States another baton is moving through; they settle by themselves.
-MOVING = ('spawning', 'draining', 'committing', 'rolling-back')
-SETTLED = ('idle', 'committed', 'rolled-back')
+# States a baton verb passes through; seen with no baton holding the lock,
+# the verb was interrupted (its orchestrator killed) and a commit or a
+# rollback finishes it.
+INTERRUPTED = ('spawning', 'draining', 'committing', 'rolling-back')
 
 
 class Baton(object):
@@ -358,18 +363,17 @@ class Upgrade(object):
         self.module.exit_json(**self.result)
 
     def status(self):
-        """Reads status, waiting out a lock holder or a state that is moving."""
+        """Reads status, waiting while another baton holds the upgrade lock."""
         deadline = time.time() + self.p['lock_timeout']
         while True:
             rc, rep = self.baton.run('status')
             if rc not in (0, 4) or not rep:
-                self.fail('baton upgrade status: %s (exit %d): %s' % (
-                    EXIT_MEANING.get(rc, 'failed'), rc, self.baton.error()))
-            if not rep.get('lock_holder') and rep.get('state') not in MOVING:
+                self.fail('baton upgrade status failed (exit %d): %s' % (rc, self.baton.error()))
+            if not rep.get('lock_holder'):
                 return rep
             if time.time() >= deadline:
                 self.fail('%s: the lock is held by pid %s (state %s) for more than %ds' % (
-                    EXIT_MEANING[3], rep.get('lock_holder', 0), rep.get('state'), self.p['lock_timeout']), rc=3)
+                    EXIT_MEANING[3], rep['lock_holder'], rep.get('state'), self.p['lock_timeout']), rc=3)
             time.sleep(0.5)
 
     def run(self):
@@ -400,10 +404,16 @@ class Upgrade(object):
         if state == 'down':
             self.fail('no master runs: %s' % (rep.get('advice') or 'the pid file names no live master'), rc=2)
         pending = state in PENDING
+        # No baton holds the lock (status waited for it): an orchestrator
+        # stopped half way, and only a commit or a rollback finishes.
+        interrupted = state in INTERRUPTED
         if cmd != 'start':
-            if pending or state == 'inconsistent':
+            if pending or interrupted or state == 'inconsistent':
                 return cmd, 'an upgrade is pending (state %s)' % state
             return None, 'nothing to %s (state %s)' % (cmd, state)
+        if interrupted:
+            self.fail('an upgrade was interrupted in state %s and no baton runs: %s' % (
+                state, rep.get('advice') or 'commit or roll it back'), rc=4)
         if pending:
             bad = unhealthy(rep)
             if bad:
