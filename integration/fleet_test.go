@@ -218,6 +218,8 @@ collections_path = %[2]s/collections
 remote_tmp = %[2]s/remote-tmp
 local_tmp = %[2]s/ahome/tmp
 retry_files_enabled = False
+# Ansible's default, 1ms, busy-polls its workers: CPU the hosts' load needs.
+internal_poll_interval = 0.05
 
 [ssh_connection]
 pipelining = True

@@ -244,7 +244,7 @@ type fleetLoad struct {
 	waited <-chan error
 	mu     sync.Mutex
 	last   fleetCounts
-	lines  chan struct{} // receives after each report
+	eof    chan struct{} // closed once the helper's output is read to its end
 }
 
 // fleetCounts is one report of the fleet-load helper.
@@ -270,7 +270,7 @@ func (h *fleetHost) startLoad(t *testing.T, o *owner) {
 	cmd := exec.Command("/usr/bin/nsenter", "--net="+h.nsPath(), "--", exe, fmt.Sprintf("127.0.0.1:%d", fleetPort))
 	cmd.Env = append(os.Environ(), o.marker, envHelper+"=fleet-load")
 	cmd.Stderr = os.Stderr
-	l := &fleetLoad{cmd: cmd, lines: make(chan struct{}, 1)}
+	l := &fleetLoad{cmd: cmd, eof: make(chan struct{})}
 	if l.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -283,6 +283,7 @@ func (h *fleetHost) startLoad(t *testing.T, o *owner) {
 	}
 	o.adopt(cmd.Process.Pid)
 	go func() {
+		defer close(l.eof)
 		sc := bufio.NewScanner(out)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
@@ -293,10 +294,6 @@ func (h *fleetHost) startLoad(t *testing.T, o *owner) {
 			l.mu.Lock()
 			l.last = c
 			l.mu.Unlock()
-			select {
-			case l.lines <- struct{}{}:
-			default:
-			}
 		}
 	}()
 	h.load = l
@@ -309,26 +306,27 @@ func (l *fleetLoad) counts() fleetCounts {
 	return l.last
 }
 
-// stop ends the load and returns its final counts.
+// stop ends the load and returns its final counts: it reads the helper's
+// output to its end (its final report) before waiting for it, as os/exec
+// requires of a StdoutPipe.
 func (l *fleetLoad) stop(t testing.TB) fleetCounts {
 	t.Helper()
 	l.stdin.Close()
 	select {
-	case err := <-l.waited:
-		if err != nil {
-			t.Errorf("load generator: %v", err)
-		}
+	case <-l.eof:
 	case <-time.After(30 * time.Second):
 		l.cmd.Process.Kill()
 		t.Errorf("load generator did not stop")
-		<-l.waited
+	}
+	if err := <-l.waited; err != nil {
+		t.Errorf("load generator: %v", err)
 	}
 	return l.counts()
 }
 
 // fleetLoadPause is each client's pause between requests: six hosts under
 // load on two cores beside Ansible.
-const fleetLoadPause = 50 * time.Millisecond
+const fleetLoadPause = 100 * time.Millisecond
 
 // helperFleetLoad is the fleet-load helper: load on the address in args[0]
 // (from the namespace it was started in) until stdin closes, a JSON line of
