@@ -15,7 +15,7 @@ import (
 // it cannot parse), the role's by ansible-doc -t role (its argument specs),
 // ansible-lint (production profile) on the collection and on the README's
 // playbook, which must resolve the module and pass its options, and the
-// module's table tests (tests/unit, unittest with Debian's python3 and
+// module's and the filters' table tests (tests/unit, unittest with Debian's python3 and
 // ansible-core).
 // ansible-test sanity is not run: it installs its own requirements from
 // PyPI into virtual environments.
@@ -81,10 +81,12 @@ func TestAnsibleCollection(t *testing.T) {
 	}
 	run(src, "/usr/bin/ansible-lint", append(lint, "roles/baton_rollout", "galaxy.yml", "meta", "plugins")...)
 
-	unit := exec.Command("/usr/bin/python3", filepath.Join(src, "tests", "unit", "plugins", "modules", "test_baton_upgrade.py"), "-v")
-	unit.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(repoRoot(t), "scripts", "ansible"), "PYTHONDONTWRITEBYTECODE=1")
-	if out, err := unit.CombinedOutput(); err != nil {
-		t.Errorf("the module's unit tests: %v\n%s", err, out)
+	for _, test := range []string{"modules/test_baton_upgrade.py", "filter/test_rollout.py"} {
+		unit := exec.Command("/usr/bin/python3", filepath.Join(src, "tests", "unit", "plugins", test), "-v")
+		unit.Env = append(os.Environ(), "PYTHONPATH="+filepath.Join(repoRoot(t), "scripts", "ansible"), "PYTHONDONTWRITEBYTECODE=1")
+		if out, err := unit.CombinedOutput(); err != nil {
+			t.Errorf("unit tests %s: %v\n%s", test, err, out)
+		}
 	}
 }
 

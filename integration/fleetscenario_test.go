@@ -15,16 +15,19 @@ import (
 
 // TestFleetRollout rolls releases out across the fleet with the README's
 // playbook (serial 2): see fleet_test.go. The scenarios run in order on one
-// fleet, each from where the one before left it.
+// fleet, each from where the one before left it: v2 everywhere; v3 broken on
+// h3 (batch h3, h4 rolled back, h5, h6 untouched); v3 fixed, the controller
+// killed in batch h3, h4; v3 once more, to the end.
 func TestFleetRollout(t *testing.T) {
 	requireFleetTools(t)
 	ctx := testContext(t)
 	f := newFleet(ctx, t)
+	var pending map[string]int
 	ok := t.Run("all", func(t *testing.T) { fleetAll(ctx, t, f) }) &&
 		t.Run("broken", func(t *testing.T) { fleetBroken(ctx, t, f) }) &&
 		t.Run("check-mode", func(t *testing.T) { fleetCheckMode(ctx, t, f) }) &&
-		t.Run("rerun", func(t *testing.T) { fleetRerun(ctx, t, f) }) &&
-		t.Run("interrupted", func(t *testing.T) { fleetInterrupted(ctx, t, f) })
+		t.Run("interrupted", func(t *testing.T) { pending = fleetInterrupted(ctx, t, f) }) &&
+		t.Run("rerun", func(t *testing.T) { fleetRerun(ctx, t, f, pending) })
 	if !ok {
 		t.Error("a scenario failed; the later ones did not run")
 	}
@@ -196,34 +199,19 @@ func fleetCheckMode(ctx context.Context, t *testing.T, f *fleet) {
 	}
 }
 
-func fleetRerun(ctx context.Context, t *testing.T, f *fleet) {
-	before := f.masters()
-	out := f.playbook(ctx, t, 0, f.rollout("v3", nil, nil))
-	changed := changedCounts(out)
-	for _, name := range []string{"h1", "h2"} {
-		f.settled(t, name, "v3", before[name], true)
-		if changed[name] != "0" {
-			t.Errorf("%s: changed=%s in the recap, want 0: it was upgraded already\n%s", name, changed[name], recap(out))
-		}
-	}
-	for _, name := range []string{"h3", "h4", "h5", "h6"} {
-		f.settled(t, name, "v3", before[name], false)
-		f.runsRelease(t, name, true)
-	}
-	wantOutput(t, out, "h1  unchanged: master", "h3  upgraded: master", "h6  upgraded: master")
-}
-
-// fleetInterrupted kills the controller while the first batch's check runs
-// (both hosts started, nothing committed), then runs the playbook again.
-func fleetInterrupted(ctx context.Context, t *testing.T, f *fleet) {
+// fleetInterrupted runs the playbook again with the release fixed and kills
+// the controller while the second batch's check runs (h3 and h4 started,
+// nothing committed); the first batch, upgraded before, is left unchanged.
+// It returns the masters h3 and h4 were started to.
+func fleetInterrupted(ctx context.Context, t *testing.T, f *fleet) map[string]int {
 	before := f.masters()
 	marker, proceed := filepath.Join(f.dir, "checking"), filepath.Join(f.dir, "proceed")
-	hang := fmt.Sprintf("touch %s; while [ ! -e %s ]; do sleep 0.1; done", marker, proceed)
-	p := f.startPlaybook(t, f.rollout("v4", nil, map[string]any{"baton_rollout_batch_check": hang}))
-	mustWait(ctx, t, 2*time.Minute, "the first batch's check to run", func() (bool, error) {
+	hang := fmt.Sprintf(`case " $BATON_BATCH " in *" h3 "*) touch %s; while [ ! -e %s ]; do sleep 0.1; done;; esac`, marker, proceed)
+	p := f.startPlaybook(t, f.rollout("v3", nil, map[string]any{"baton_rollout_batch_check": hang}))
+	mustWait(ctx, t, 3*time.Minute, "the second batch's check to run", func() (bool, error) {
 		select {
 		case <-p.waited:
-			t.Fatalf("ansible-playbook ended before the batch check:\n%s", p.out.String())
+			t.Fatalf("ansible-playbook ended before the second batch's check:\n%s", p.out.String())
 		default:
 		}
 		_, err := os.Stat(marker)
@@ -232,8 +220,14 @@ func fleetInterrupted(ctx context.Context, t *testing.T, f *fleet) {
 	syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 	<-p.waited
 	writeFile(t, proceed, "", 0o644) // a check the kill missed ends too
-	pending := map[string]int{}
 	for _, name := range []string{"h1", "h2"} {
+		f.settled(t, name, "v3", before[name], true)
+	}
+	for _, name := range []string{"h5", "h6"} {
+		f.settled(t, name, "v2", before[name], true)
+	}
+	pending := map[string]int{}
+	for _, name := range []string{"h3", "h4"} {
 		h := f.host(name)
 		st := batonCmd(ctx, t, "upgrade", "status", "--pidfile", h.pidfile, "--json")
 		var rep struct {
@@ -252,17 +246,34 @@ func fleetInterrupted(ctx context.Context, t *testing.T, f *fleet) {
 		}
 		pending[name] = rep.New.ID.PID
 	}
-	out := f.playbook(ctx, t, 0, f.rollout("v4", nil, nil))
-	for _, h := range f.hosts {
-		f.settled(t, h.name, "v4", before[h.name], false)
-		f.runsRelease(t, h.name, true)
-	}
-	for name, pid := range pending {
-		if got := f.host(name).master(); got != pid {
-			t.Errorf("%s: master %d after the re-run, want the pending new master %d committed", name, got, pid)
+	return pending
+}
+
+// fleetRerun runs the playbook once more: it continues where the rollout
+// stopped. The first batch is unchanged, the second (killed mid-batch)
+// settles from baton's journal on each host, committing the new masters
+// started before the kill, and the third is upgraded.
+func fleetRerun(ctx context.Context, t *testing.T, f *fleet, pending map[string]int) {
+	before := f.masters()
+	out := f.playbook(ctx, t, 0, f.rollout("v3", nil, nil))
+	changed := changedCounts(out)
+	for _, name := range []string{"h1", "h2"} {
+		f.settled(t, name, "v3", before[name], true)
+		if changed[name] != "0" {
+			t.Errorf("%s: changed=%s in the recap, want 0: it was upgraded already\n%s", name, changed[name], recap(out))
 		}
 	}
-	wantOutput(t, out, "h1  upgraded: master", "h6  upgraded: master")
+	// The pid files of h3 and h4 already named the new masters started
+	// before the kill: they are committed, not started again.
+	for name, pid := range pending {
+		f.settled(t, name, "v3", pid, true)
+		f.runsRelease(t, name, true)
+	}
+	for _, name := range []string{"h5", "h6"} {
+		f.settled(t, name, "v3", before[name], false)
+		f.runsRelease(t, name, true)
+	}
+	wantOutput(t, out, "h1  unchanged: master", "h3  upgraded: master", "h6  upgraded: master")
 }
 
 // wantOutput fails the test unless the playbook's output holds every string.

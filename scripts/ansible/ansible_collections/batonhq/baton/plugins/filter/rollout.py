@@ -30,38 +30,61 @@ def baton_failures(hosts, hostvars):
     return out
 
 
+def baton_result(host, hostvars):
+    """What the rollout did to host, from the role's registered results and facts: a dict
+    with result (upgraded, unchanged, rolled back, not started, failed or untouched),
+    old_master, new_master, master and reason."""
+    failures = _var(hostvars, host, 'baton_rollout_failures')
+    if failures is None:
+        return dict(result='untouched', old_master=0, new_master=0, master=0, reason='')
+    start = _var(hostvars, host, 'baton_rollout_start') or {}
+    commit = _var(hostvars, host, 'baton_rollout_commit') or {}
+    rollback = _var(hostvars, host, 'baton_rollout_rollback') or {}
+    error = _var(hostvars, host, 'baton_rollout_error') or ''
+    started = start.get('did') in ('started', 'committed')  # a failed start that baton rolled back too
+    upgraded = start.get('did', 'nothing') != 'nothing' or commit.get('did') == 'committed'
+    if failures:
+        if rollback.get('did') == 'rolled back' or started:
+            result = 'rolled back'
+        else:
+            result = 'failed' if error else 'not started'
+    elif error:
+        result = 'failed'
+    else:
+        result = 'upgraded' if upgraded else 'unchanged'
+    return dict(result=result, old_master=start.get('old_master', 0), new_master=start.get('new_master', 0),
+                master=commit.get('master') or start.get('master', 0), reason=error)
+
+
 def baton_summary(hosts, hostvars):
     """One line per host: result, masters and, for a failure, the reason."""
     out = []
     width = max([len(h) for h in hosts] or [0])
     for h in hosts:
-        r = _var(hostvars, h, 'baton_rollout_result')
-        if not r:
-            out.append('%-*s  untouched' % (width, h))
-            continue
-        line = '%-*s  %s' % (width, h, r.get('result', '?'))
-        old, new = r.get('old_master') or 0, r.get('new_master') or 0
-        if r.get('result') == 'upgraded':
-            line += ': master %s -> %s' % (old, new)
-        elif r.get('result') == 'rolled back':
-            line += ': master %s serving, new master %s stopped' % (old, new or 'none')
-        else:
-            line += ': master %s' % (r.get('master') or old or new)
-        if r.get('reason'):
+        r = baton_result(h, hostvars)
+        line = '%-*s  %s' % (width, h, r['result'])
+        if r['result'] == 'upgraded':
+            line += ': master %s -> %s' % (r['old_master'], r['new_master'])
+        elif r['result'] == 'rolled back':
+            line += ': master %s serving, new master %s stopped' % (r['old_master'], r['new_master'] or 'none')
+        elif r['result'] != 'untouched':
+            line += ': master %s' % (r['master'] or r['old_master'])
+        if r['reason']:
             line += ' (%s)' % r['reason']
         out.append(line)
     return out
 
 
 def baton_untouched(hosts, hostvars):
-    """The hosts in hosts that have no baton_rollout_result yet."""
-    return [h for h in hosts if not _var(hostvars, h, 'baton_rollout_result')]
+    """The hosts in hosts the rollout has not reached yet."""
+    return [h for h in hosts if _var(hostvars, h, 'baton_rollout_failures') is None]
 
 
 class FilterModule(object):
     def filters(self):
         return {
             'baton_failures': baton_failures,
+            'baton_result': baton_result,
             'baton_summary': baton_summary,
             'baton_untouched': baton_untouched,
         }
