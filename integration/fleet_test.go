@@ -209,24 +209,7 @@ func readmePlaybook(t *testing.T) string {
 // the README's playbook), the playbook and the release tasks.
 func (f *fleet) writeControllerFiles(t *testing.T) {
 	t.Helper()
-	writeFile(t, filepath.Join(f.dir, "ansible.cfg"), fmt.Sprintf(`# written by baton's fleet test
-[defaults]
-forks = %d
-gathering = explicit
-host_key_checking = False
-interpreter_python = /usr/bin/python3
-collections_path = %[2]s/collections
-remote_tmp = %[2]s/remote-tmp
-local_tmp = %[2]s/ahome/tmp
-retry_files_enabled = False
-# Ansible's default, 1ms, busy-polls its workers: CPU the hosts' load needs.
-internal_poll_interval = 0.05
-
-[ssh_connection]
-pipelining = True
-control_path_dir = %[2]s/cp
-ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
-`, fleetSize, f.dir), 0o644)
+	f.writeAnsibleCfg(t)
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +247,30 @@ ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=120s -o UserKnow
 	writeFile(t, filepath.Join(f.dir, "inventory.json"), string(data), 0o644)
 	writeFile(t, filepath.Join(f.dir, "rollout.yml"), readmePlaybook(t), 0o644)
 	writeFile(t, filepath.Join(f.dir, "release.yml"), fleetReleaseTasks, 0o644)
+}
+
+// writeAnsibleCfg writes the controller's ansible.cfg: everything Ansible
+// writes in the test's directory, one ssh control master per host.
+func (f *fleet) writeAnsibleCfg(t *testing.T) {
+	t.Helper()
+	writeFile(t, filepath.Join(f.dir, "ansible.cfg"), fmt.Sprintf(`# written by baton's fleet test
+[defaults]
+forks = %d
+gathering = explicit
+host_key_checking = False
+interpreter_python = /usr/bin/python3
+collections_path = %[2]s/collections
+remote_tmp = %[2]s/remote-tmp
+local_tmp = %[2]s/ahome/tmp
+retry_files_enabled = False
+# Ansible's default, 1ms, busy-polls its workers: CPU the hosts' load needs.
+internal_poll_interval = 0.05
+
+[ssh_connection]
+pipelining = True
+control_path_dir = %[2]s/cp
+ssh_args = -F /dev/null -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR
+`, fleetSize, f.dir), 0o644)
 }
 
 // fleetReleaseTasks put release fleet_version on a host: the master's binary
