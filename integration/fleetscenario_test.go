@@ -150,7 +150,7 @@ func fleetBroken(ctx context.Context, t *testing.T, f *fleet) {
 		}
 	}
 	wantOutput(t, out,
-		"rollout stopped, batch h3, h4 rolled back: h3: baton upgrade start: failed and rolled back",
+		"rollout stopped, batch h3, h4 rolled back: h3: baton upgrade start exited 1 (rolled back, the old generation is serving): failed and rolled back: verify: check http://127.0.0.1:8080/health: status 500",
 		"h3  rolled back: master", "check http://127.0.0.1:8080/health: status 500",
 		"h4  rolled back: master", "h5  untouched", "h6  untouched", "h1  upgraded: master")
 }

@@ -257,10 +257,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 # baton's exit codes (cmd/baton/main.go, exitCodes; README "Exit codes").
 EXIT_MEANING = {
-    1: 'failed and rolled back: the old generation is serving',
-    2: 'refused before anything was signalled',
-    3: 'busy: another upgrade holds the lock or is pending',
-    4: 'inconsistent: failed and could not restore a clean state',
+    1: 'rolled back, the old generation is serving',
+    2: 'refused, nothing was signalled',
+    3: 'busy, another upgrade holds the lock or is pending',
+    4: 'inconsistent, see the advice',
 }
 
 # States in which an upgrade is started and awaits a commit or a rollback.
@@ -317,7 +317,8 @@ class Baton(object):
     def error(self):
         """One line: what baton said went wrong."""
         if self.report.get('error'):
-            return self.report['error']
+            err = self.report['error']
+            return err[len('upgrade: '):] if err.startswith('upgrade: ') else err
         lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
         return lines[-1] if lines else 'exit %d' % self.rc
 
@@ -372,8 +373,8 @@ class Upgrade(object):
             if not rep.get('lock_holder'):
                 return rep
             if time.time() >= deadline:
-                self.fail('%s: the lock is held by pid %s (state %s) for more than %ds' % (
-                    EXIT_MEANING[3], rep['lock_holder'], rep.get('state'), self.p['lock_timeout']), rc=3)
+                self.fail('busy: pid %s holds the upgrade lock (state %s) for more than %ds' % (
+                    rep['lock_holder'], rep.get('state'), self.p['lock_timeout']), rc=3)
             time.sleep(0.5)
 
     def run(self):
@@ -392,8 +393,8 @@ class Upgrade(object):
             # A failed start after USR2 rolled back (1) or left both masters (4):
             # the host was changed and changed back. Refusals (2, 3) touched nothing.
             self.result.update(changed=rc in (1, 4), did='nothing' if rc in (2, 3) else self.result['did'])
-            self.fail('baton upgrade %s: %s (exit %d): %s' % (
-                verb, EXIT_MEANING.get(rc, 'failed'), rc, self.baton.error()))
+            self.fail('baton upgrade %s exited %d (%s): %s' % (
+                verb, rc, EXIT_MEANING.get(rc, 'failed'), self.baton.error()))
         self.exit(why)
 
     def decide(self, state, rep):
@@ -423,7 +424,7 @@ class Upgrade(object):
                 return 'commit', 'an upgrade is pending (state %s)' % state
             return None, 'an upgrade is already started (state %s)' % state
         if state == 'inconsistent':
-            self.fail('%s: %s' % (EXIT_MEANING[4], rep.get('advice', '')), rc=4)
+            self.fail('inconsistent: %s' % (rep.get('advice') or 'baton upgrade status says what to do'), rc=4)
         if self.p['force']:
             return 'start', 'forced'
         if not replaced(rep):
