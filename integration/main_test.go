@@ -40,6 +40,8 @@ var helpers = map[string]func(args []string) int{
 	"witness":       helperWitness,
 	"watchdog":      helperWatchdog,
 	"socket-holder": helperSocketHolder,
+	"fleet-load":    helperFleetLoad,
+	"fleet-proxy":   helperFleetProxy,
 }
 
 // usedHelpers are the helpers some test starts; TestMain fails a run that
@@ -48,6 +50,8 @@ var usedHelpers = map[string]bool{
 	"witness":       true, // TestFaultPidfile
 	"watchdog":      true, // TestMain
 	"socket-holder": true, // TestRollbackSweepSocketActivation
+	"fleet-load":    true, // TestFleetRollout
+	"fleet-proxy":   true, // TestFleetRollout (ssh's ProxyCommand)
 }
 
 func TestMain(m *testing.M) {
