@@ -35,20 +35,23 @@ type refusal struct {
 // jsonOutputKey is where runIO leaves the jsonOutput in cli.App.Metadata.
 const jsonOutputKey = "json-output"
 
-// newJSONOutput returns the output of args if they run `baton upgrade`
-// with --json (or BATON_JSON) given, else nil. It reads the arguments
+// newJSONOutput returns the output of args if they run `baton upgrade` or
+// `baton reload` with --json (or BATON_JSON) given, else nil. It reads the arguments
 // itself: a refused command line may never reach the flag's parsing.
 func newJSONOutput(args []string, w io.Writer) *jsonOutput {
-	if len(args) < 2 || args[1] != "upgrade" {
+	if len(args) < 2 || args[1] != "upgrade" && args[1] != "reload" {
 		return nil
 	}
 	on, _ := strconv.ParseBool(os.Getenv(envVars("json")[0]))
 	j := &jsonOutput{w: w}
+	if args[1] == "reload" { // `baton reload` is a verb of its own
+		j.verb = "reload"
+	}
 	for i, a := range args[2:] {
 		if a == "--" {
 			break
 		}
-		if i == 0 && !strings.HasPrefix(a, "-") {
+		if i == 0 && j.verb == "" && !strings.HasPrefix(a, "-") {
 			j.verb = a
 		}
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")

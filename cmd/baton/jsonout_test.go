@@ -46,13 +46,19 @@ func TestUpgradeJSON(t *testing.T) {
 		{name: "bad-flavor", env: "BATON_JSON=1", args: []string{"rollback", "--pidfile", none, "--flavor", "apache"}, code: exitUsage},
 		{name: "extra-argument", args: []string{"status", "--json=true", "--pidfile", none, "now"}, code: exitUsage},
 		{name: "unknown-verb", args: []string{"restart", "--json"}, code: exitUsage},
+		{name: "reload-missing", args: []string{"reload", "--pidfile", none, "--json"}, code: exitUsage, report: true},
+		{name: "reload-bad-mode", args: []string{"reload", "--pidfile", none, "--mode", "both", "--json"}, code: exitUsage},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if name, val, ok := strings.Cut(tc.env, "="); ok {
 				t.Setenv(name, val)
 			}
 			var stdout, stderr bytes.Buffer
-			code := runWith(append([]string{"baton", "upgrade"}, tc.args...), &stdout, &stderr)
+			argv := append([]string{"baton", "upgrade"}, tc.args...)
+			if tc.args[0] == "reload" { // a command of its own, not under upgrade
+				argv = append([]string{"baton"}, tc.args...)
+			}
+			code := runWith(argv, &stdout, &stderr)
 			if code != tc.code {
 				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr.String())
 			}
