@@ -83,7 +83,10 @@
 // knows with another start time, names no master. A new master is pinned
 // when first seen as the old master's child (its title may change when it
 // execs, as unicorn's does) and recorded in the journal at once, and so
-// are its workers as they are seen. The journal alone never gets an
+// are its workers as they are seen. A child that has not exec'd since its
+// fork (procs.Stat.Forked) is never taken for a new master, whatever its
+// title: a worker forked a moment ago still shows its master's title, and
+// every new master execs. The journal alone never gets an
 // identity signalled: live observation must confirm it (a new master is the
 // old one's child or named by a pid file; an old master is named by a pid
 // file or is the new one's parent). A rollback also stops, by identity,
