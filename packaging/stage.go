@@ -33,6 +33,7 @@ var packagedScripts = []struct {
 	{path: "systemd/baton@.service", runsBaton: true},
 	{path: "systemd/baton@.socket"},
 	{path: "systemd/nginx.service.d/baton-upgrade.conf", runsBaton: true},
+	{path: "systemd/nginx.service.d/baton-hardening.conf"},
 	{path: "init.d/baton", runsBaton: true},
 	{path: "default/nginx", runsBaton: true},
 	{path: "default/baton-app", runsBaton: true},

@@ -162,7 +162,8 @@ if command -v systemd-analyze >/dev/null && [ -e /lib/systemd/system/nginx.servi
 	step "systemd units at /usr/bin/baton"
 	mkdir -p "$tmp/units/nginx.service.d"
 	cp /lib/systemd/system/baton@.service /lib/systemd/system/baton@.socket "$tmp/units/"
-	cp /usr/share/baton/systemd/nginx.service.d/baton-upgrade.conf "$tmp/units/nginx.service.d/"
+	cp /usr/share/baton/systemd/nginx.service.d/baton-upgrade.conf \
+		/usr/share/baton/systemd/nginx.service.d/baton-hardening.conf "$tmp/units/nginx.service.d/"
 	if grep -rq /usr/local/bin/baton "$tmp/units"; then
 		fail "an installed unit names /usr/local/bin/baton"
 	fi
