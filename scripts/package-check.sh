@@ -144,11 +144,15 @@ MANWIDTH=80 MANPAGER=cat man baton 2>"$tmp/man.err" | grep -q 'baton upgrade sta
 
 step "completions"
 # shellcheck disable=SC2016 # expanded by bash
-complete_upg='COMP_WORDS=(baton upg); COMP_CWORD=1; _baton; [ "${COMPREPLY[*]}" = upgrade ] || { echo "completing upg: ${COMPREPLY[*]}"; exit 1; }'
+# As bash sets them for "baton upg<TAB>": bash-completion's
+# _get_comp_words_by_ref reads COMP_LINE and COMP_POINT.
+complete_upg='COMP_LINE="baton upg"; COMP_POINT=9; COMP_WORDS=(baton upg); COMP_CWORD=1; _baton; [ "${COMPREPLY[*]}" = upgrade ] || { echo "completing upg: ${COMPREPLY[*]}"; exit 1; }'
 bash --norc --noprofile -c ". /usr/share/bash-completion/completions/baton && $complete_upg" ||
 	fail "the bash completion does not complete 'baton upg'"
 if [ -r /usr/share/bash-completion/bash_completion ]; then
-	bash --norc --noprofile -c ". /usr/share/bash-completion/bash_completion && _completion_loader baton && $complete_upg" ||
+	# _completion_loader returns 124 ("retry the completion") once it has
+	# loaded one: what it loaded is checked by complete -p instead.
+	bash --norc --noprofile -c ". /usr/share/bash-completion/bash_completion; _completion_loader baton; complete -p baton >/dev/null && $complete_upg" ||
 		fail "bash-completion does not load baton's completion from its directory"
 fi
 if command -v zsh >/dev/null; then
