@@ -116,6 +116,7 @@ type testOpts struct {
 	PIDFile     string
 	Listen      []string
 	SocketMode  os.FileMode
+	DeferAccept time.Duration
 	Workers     int
 	Dir         string
 	EnvFile     string
@@ -162,7 +163,7 @@ func helperMaster() int {
 		return 2
 	}
 	opts := master.Options{
-		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, Workers: o.Workers, Dir: o.Dir,
+		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, DeferAccept: o.DeferAccept, Workers: o.Workers, Dir: o.Dir,
 		EnvFile: o.EnvFile, EnvDrop: o.EnvDrop, Ready: o.Ready, StopTimeout: o.StopTimeout,
 		LogFile: o.LogFile, LogFormat: o.LogFormat, WorkerLogFile: o.WorkerLog, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group, StopSignal: o.StopSignal,
 		BackoffMin: 20 * time.Millisecond,

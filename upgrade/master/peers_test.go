@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/batonhq/baton/upgrade/statusfile"
 )
@@ -47,6 +48,10 @@ func TestPeers(t *testing.T) {
 		setup   func(t *testing.T, dir string) []string // returns the command
 		ready   string
 		workers int
+		// deferAccept: puma closes unanswered a connection it accepted
+		// whose request has not arrived when it is told to stop (README,
+		// "puma under baton"), so its recipe sets --defer-accept.
+		deferAccept time.Duration
 	}{
 		{
 			name: "puma-socket-activation",
@@ -57,8 +62,9 @@ func TestPeers(t *testing.T) {
 				// socket: puma must not bind anything itself.
 				return []string{puma, "--bind-to-activated-sockets", "only", "-w", "0", "-t", "2:4", "--environment", "production", "config.ru"}
 			},
-			ready:   "delay:1s",
-			workers: 2,
+			ready:       "delay:1s",
+			workers:     2,
+			deferAccept: 30 * time.Second,
 		},
 		{
 			name: "starlet-server-starter",
@@ -76,6 +82,7 @@ func TestPeers(t *testing.T) {
 			h.opts.Command = tc.setup(t, h.dir)
 			h.opts.Dir = h.dir
 			h.opts.Ready = tc.ready
+			h.opts.DeferAccept = tc.deferAccept
 			h.start()
 			old := h.pid
 			st := h.waitReady(old)
