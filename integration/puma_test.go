@@ -76,12 +76,8 @@ func startPuma(ctx context.Context, t *testing.T) (pidfile, addr string) {
 	}
 	o.adopt(cmd.Process.Pid)
 	mustWait(ctx, t, 60*time.Second, "puma answering under baton", func() (bool, error) {
-		resp, err := http.Get("http://" + addr + "/")
-		if err != nil {
-			return false, err
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, fmt.Errorf("status %d", resp.StatusCode)
+		_, err := benchGet(ctx, "http://"+addr+"/")
+		return err == nil, err
 	})
 	return pidfile, addr
 }
