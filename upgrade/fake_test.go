@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,7 @@ func (f *fakeSys) children(pid int) []int {
 			out = append(out, cpid)
 		}
 	}
+	slices.Sort(out) // in pid order, as a real /proc lists them; never the map's order
 	return out
 }
 

@@ -8,6 +8,7 @@ package upgrade
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,6 +57,7 @@ func untitledSys(t *testing.T, f *fakeSys, old int, title ...string) System {
 				out = append(out, pid)
 			}
 		}
+		slices.Sort(out)
 		return out, nil
 	}
 	restore := sys.RestoreOldbin
