@@ -65,6 +65,13 @@ type Options struct {
 	// Progress, when set, receives one Step per step, as it happens, from
 	// the calling goroutine.
 	Progress func(Step)
+	// Span, when set, is called as each phase of a command begins (begin,
+	// settle, preflight, spawn, drain, verify, commit, end) and around each
+	// look at the processes (observe), round of checks (check) and probe of
+	// a wait; the function it returns is called as the phase ends. From the
+	// calling goroutine; phases nest. For profiling (baton's --profile):
+	// nil costs nothing.
+	Span func(name string) (end func())
 	// Sys replaces the real system (tests). Nil fields are real.
 	Sys System
 }
@@ -178,6 +185,14 @@ func (m *Machine) step(name, format string, args ...any) {
 	}
 }
 
+// span marks a phase for Options.Span; call the result at its end.
+func (m *Machine) span(name string) func() {
+	if m.opts.Span == nil {
+		return func() {}
+	}
+	return m.opts.Span(name)
+}
+
 func (m *Machine) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	m.rep.Warnings = append(m.rep.Warnings, msg)
@@ -252,18 +267,24 @@ func (m *Machine) begin(command string, lock bool) error {
 // classify, reconcile the journal), then body with the verdict; end fills
 // the report and releases the lock on every path, a panic included.
 func (m *Machine) command(ctx context.Context, name string, body func(context.Context, Verdict) error) (*Report, error) {
-	if err := m.begin(name, true); err != nil {
+	endBegin := m.span("begin")
+	err := m.begin(name, true)
+	endBegin()
+	if err != nil {
 		return m.end(err)
 	}
 	defer m.watch()()
 	defer m.lock.Release() // a no-op once end released it
 	m.was = m.journalState()
+	endSettle := m.span("settle")
 	_, v := m.settle(ctx)
+	endSettle()
 	return m.end(body(ctx, v))
 }
 
 // end fills the report with the final observation and releases the lock.
 func (m *Machine) end(err error) (*Report, error) {
+	defer m.span("end")()
 	if m.flavor.Name != "" {
 		o, v := m.look(context.Background())
 		m.rep.State = v.State
@@ -391,6 +412,9 @@ func prefixed(p, s string) string {
 
 // checkAll runs the checks once, recording the results in the report.
 func (m *Machine) checkAll(ctx context.Context) error {
+	if len(m.opts.Checks) > 0 {
+		defer m.span("check")()
+	}
 	m.rep.Health = m.rep.Health[:0]
 	var first error
 	for _, c := range m.opts.Checks {

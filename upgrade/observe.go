@@ -58,6 +58,7 @@ func (m *Machine) readPid(path string) (PidObs, time.Time) {
 
 // observe reads both pid files and inspects the masters they name.
 func (m *Machine) observe() Observation {
+	defer m.span("observe")()
 	fl := m.flavor
 	o := Observation{AsideHoldsNew: fl.AsideHoldsNew, DrainFloor: fl.DrainFloor, Journal: m.j.Summary()}
 	var mt, at time.Time

@@ -26,7 +26,9 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 // startVerb is Start's body, run by command: the steps in order, and a
 // rollback (fail) when one after the spawn fails.
 func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
+	endPreflight := m.span("preflight")
 	old, err := m.preflight(ctx, v)
+	endPreflight()
 	if err != nil {
 		if interrupted(ctx) {
 			err = fmt.Errorf("%w before anything was signalled: %w", ErrInterrupted, err)
@@ -236,6 +238,7 @@ func stampOf(path string) fileStamp {
 // spawn waits for the new master to be up, verified and healthy. before is
 // the pid file's stamp before the upgrade signal (zero: unknown).
 func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
+	defer m.span("spawn")()
 	w := &spawnWait{m: m, old: old, want: want, before: before, deadline: m.sys.Now().Add(m.opts.SpawnTimeout)}
 	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
 		return w.probe(ctx, m.observe())
@@ -385,6 +388,7 @@ func (w *spawnWait) ignoredHint() string {
 
 // drain stops the old master's workers.
 func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
+	defer m.span("drain")()
 	fl := m.flavor
 	// Last look before the old workers go: a new master that died (or is a
 	// zombie not yet reaped) must not be drained for. nginx treats a HUP
@@ -480,6 +484,7 @@ func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, floor int) (in
 
 // verify keeps checking the new generation for VerifyFor.
 func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
+	defer m.span("verify")()
 	if m.opts.NoVerify {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -136,6 +137,7 @@ EXAMPLES:
 var notFound string
 
 func main() {
+	profileStart = time.Now()
 	os.Exit(run(os.Args))
 }
 
