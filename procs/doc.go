@@ -63,6 +63,19 @@
 // other way, from socket inodes to every process holding one, by reading the
 // descriptors of every process.
 //
+// # Children
+//
+// [Children] reads /proc/PID/task/TID/children of each thread of the parent
+// (CONFIG_PROC_CHILDREN), which costs as much as the parent has threads and
+// children, not as many processes as the host runs. proc(5) warns that the
+// files are unreliable unless the children are frozen: the kernel may skip
+// a child when a child it already listed leaves the list during the read.
+// So every listed child is read again afterwards and must still be the
+// parent's, and the parent's threads must be the same: a read that changed
+// is retried, and after a few tries, or where the files are missing, all of
+// /proc is scanned. A child that ran through the call is never missing from
+// its answer.
+//
 // # Environment and descriptors
 //
 // [Environ] and [FDTarget] take an [Identity], not a pid: they read through
