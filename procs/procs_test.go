@@ -231,6 +231,8 @@ func TestGonePid(t *testing.T) {
 	wantGone(t, "Listeners", err)
 	_, err = Children(pid)
 	wantGone(t, "Children", err)
+	_, err = Sockets(pid)
+	wantGone(t, "Sockets", err)
 	_, err = Environ(Identity{PID: pid})
 	wantGone(t, "Environ", err)
 	_, err = FDTarget(Identity{PID: pid}, 0)
