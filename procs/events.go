@@ -1,14 +1,18 @@
 package procs
 
 // WatchTree wakes the caller when roots or a process they start afterwards
-// (their children, the children's children...) forks, execs or exits, as
-// the kernel's process-event connector (netlink, CN_IDX_PROC) reports it:
-// each such event makes the returned channel ready; events are coalesced
-// while nobody receives. A receive says "look again", never what happened:
-// the watch may miss events (a full socket buffer, which wakes it too), so
-// a caller learns the state from /proc, and the channel only spares it
-// from polling. Threads are not processes: their creation and exit do not
-// wake it. stop ends the watch; a second call is a no-op.
+// (their children, the children's children...) forks or execs, as the
+// kernel's process-event connector (netlink, CN_IDX_PROC) reports it: each
+// such event makes the returned channel ready; events are coalesced while
+// nobody receives. A receive says "look again", never what happened: the
+// watch may miss events (a full socket buffer, which wakes it too), so a
+// caller learns the state from /proc, and the channel only spares it from
+// polling. Threads are not processes: their creation does not wake it.
+// Exits do not either (a pidfd is the event for one): a process whose
+// thread other than the main one calls execve(2) reports its main thread's
+// exit first, and for a moment /proc shows it as a zombie, which a caller
+// woken then would take for its death. stop ends the watch; a second call
+// is a no-op.
 //
 // The connector needs CAP_NET_ADMIN in the initial user namespace and a
 // caller in the initial pid namespace (its events carry those pids):
@@ -39,7 +43,8 @@ const (
 // processes they fork, until each exits.
 type tree map[int]bool
 
-// follow updates the tree with ev and reports whether ev concerns it.
+// follow updates the tree with ev and reports whether ev should wake the
+// watch: a fork or exec in the tree. An exit only leaves the tree.
 func (t tree) follow(ev procEvent) bool {
 	switch ev.what {
 	case procEventFork:
@@ -51,11 +56,9 @@ func (t tree) follow(ev procEvent) bool {
 	case procEventExec:
 		return t[ev.tgid]
 	case procEventExit:
-		if ev.thread || !t[ev.tgid] {
-			return false
+		if !ev.thread {
+			delete(t, ev.tgid)
 		}
-		delete(t, ev.tgid)
-		return true
 	}
 	return false
 }

@@ -48,6 +48,9 @@ var helpers = map[string]helper{
 	// random, from 4 goroutines (so from several threads), each with up to
 	// 3 alive, until stdin reaches EOF.
 	"churn": {run: helperChurn, spawns: []string{"sleep"}},
+	// spawner starts a sleep helper for each line it reads, until stdin
+	// reaches EOF.
+	"spawner": {run: helperSpawner, spawns: []string{"sleep"}},
 	// zombie starts an exit helper, waits until it has exited without
 	// reaping it and prints its pid.
 	"zombie": {run: helperZombie, spawns: []string{"exit"}},
@@ -157,7 +160,8 @@ func testContext(t testing.TB) context.Context {
 type helperProc struct {
 	cmd   *exec.Cmd
 	id    Identity
-	lines []string // what it printed before closing stdout
+	lines []string       // what it printed before closing stdout
+	stdin io.WriteCloser // its standard input, closed at cleanup
 }
 
 type helperOpts struct {
@@ -210,7 +214,7 @@ func startHelper(t testing.TB, name string, opts helperOpts, args ...string) *he
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper %s: %v", name, err)
 	}
-	h := &helperProc{cmd: cmd, id: recordStarted(t, cmd.Process.Pid)}
+	h := &helperProc{cmd: cmd, id: recordStarted(t, cmd.Process.Pid), stdin: stdin}
 	t.Cleanup(func() {
 		stdin.Close()
 		cmd.Process.Kill()
@@ -300,6 +304,24 @@ func helperParent(args []string) error {
 	}
 	os.Stdout.Close()
 	io.Copy(io.Discard, os.Stdin)
+	for _, s := range stdins {
+		s.Close()
+	}
+	return nil
+}
+
+func helperSpawner([]string) error {
+	os.Stdout.Close()
+	var stdins []io.WriteCloser
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd, stdin, err := startSub("sleep")
+		if err != nil {
+			return err
+		}
+		stdins = append(stdins, stdin)
+		go cmd.Wait()
+	}
 	for _, s := range stdins {
 		s.Close()
 	}

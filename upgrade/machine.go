@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/pidfile"
+	"github.com/batonhq/baton/procs"
 )
 
 // Options configures a Machine. Zero durations take the documented defaults.
@@ -134,6 +135,9 @@ type Machine struct {
 	wake   <-chan struct{}
 	// was is the state the journal recorded before settle reconciled it.
 	was State
+	// known are the old master's listeners by inode, pinned by Start's
+	// preflight: while set, looks read only descriptors (see listeners).
+	known map[uint64]procs.Listener
 }
 
 // New validates opts. Errors wrap ErrBadInput.
@@ -459,4 +463,24 @@ func (m *Machine) watch() func() {
 	ch, stop := m.sys.Watch(filepath.Dir(m.opts.Pidfile))
 	m.wake = ch
 	return stop
+}
+
+// watchTree also wakes waits on the forks, execs and exits of pid and the
+// processes it starts (the new master, its workers), where the kernel's
+// process events are available: a master forking its workers changes no
+// file. The returned function stops it and restores the wake it had.
+func (m *Machine) watchTree(pid int) func() {
+	ch, stop := m.sys.WatchProcs([]int{pid})
+	if ch == nil {
+		stop()
+		return func() {}
+	}
+	prev := m.wake
+	merged, stopMerge := mergeWakes(prev, ch)
+	m.wake = merged
+	return func() {
+		stopMerge()
+		stop()
+		m.wake = prev
+	}
 }

@@ -35,6 +35,12 @@ func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
 		}
 		return err
 	}
+	// From here the waits look only at descriptors for the old master's
+	// listeners, and wake on the processes the old master starts; the
+	// report's last look reads everything again.
+	m.pinListeners(old.Listeners)
+	defer m.pinListeners(nil)
+	defer m.watchTree(old.ID.PID)()
 	want := m.opts.Workers
 	if want == 0 {
 		want = max(len(old.Workers), 1)
@@ -186,6 +192,7 @@ func checksSuffix(n int) string {
 // fail handles a failed check after the spawn: automatic rollback, or stop
 // where things are.
 func (m *Machine) fail(ctx context.Context, step string, cause error) error {
+	m.pinListeners(nil) // a rollback reads everything
 	m.step(step, "failed: %v", cause)
 	if m.opts.NoAutoRollback {
 		m.mustRecord(EvBreak, fmt.Sprintf("%s: %v", step, cause))
