@@ -53,17 +53,17 @@ type scalePoint struct {
 
 // scaleResult is one line of -bench.json.
 type scaleResult struct {
-	Server    string `json:"server"`
-	Dimension string `json:"dimension"`
-	Value     int    `json:"value"`
-	Point     scalePoint
-	HostProcs int     `json:"host_procs"` // processes in /proc during the runs
-	Cycles    int     `json:"cycles"`
-	PolledMS  float64 `json:"polled_ms"`
-	BatonMS   float64 `json:"baton_ms"`
-	BatonMin  float64 `json:"baton_min_ms"`
-	Load1     float64 `json:"load1"` // load average when the point ended
-	Commit    string  `json:"commit,omitempty"`
+	Server    string     `json:"server"`
+	Dimension string     `json:"dimension"`
+	Value     int        `json:"value"`
+	Point     scalePoint `json:"point"`
+	HostProcs int        `json:"host_procs"` // processes in /proc during the runs
+	Cycles    int        `json:"cycles"`
+	PolledMS  float64    `json:"polled_ms"`
+	BatonMS   float64    `json:"baton_ms"`
+	BatonMin  float64    `json:"baton_min_ms"`
+	Load1     float64    `json:"load1"` // load average when the point ended
+	Commit    string     `json:"commit,omitempty"`
 }
 
 // BenchmarkUpgradeScale times an upgrade of nginx and of a baton master

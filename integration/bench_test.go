@@ -326,12 +326,8 @@ func benchWaitGone(ctx context.Context, pid int, limit time.Duration) error {
 	}
 }
 
-// benchBaton runs the baton binary and returns its exit code and output.
-func benchBaton(ctx context.Context, tb testing.TB, args ...string) (int, string) {
-	return benchBatonEnv(ctx, tb, nil, args...)
-}
-
-// benchBatonEnv is benchBaton with env added to baton's environment.
+// benchBatonEnv runs the baton binary with env added to its environment
+// and returns its exit code and output.
 func benchBatonEnv(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string) {
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	var out bytes.Buffer
