@@ -68,8 +68,9 @@ type Options struct {
 	Progress func(Step)
 	// Span, when set, is called as each phase of a command begins (begin,
 	// settle, preflight, spawn, drain, verify, commit, end) and around each
-	// look at the processes (observe), round of checks (check) and probe of
-	// a wait; the function it returns is called as the phase ends. From the
+	// look at the processes (observe), round of checks (check) and write of
+	// the journal (journal); the function it returns is called as the
+	// phase ends. From the
 	// calling goroutine; phases nest. For profiling (baton's --profile):
 	// nil costs nothing.
 	Span func(name string) (end func())

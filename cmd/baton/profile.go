@@ -33,8 +33,9 @@ var profileStart time.Time
 
 // profileTimeline is what a profiled verb writes to timeline.json: when
 // main began (wall clock, for the caller to subtract its exec time from),
-// the verb's phases (upgrade.Options.Span) with their offsets from main,
-// and its steps. Nested phases are named parent/child ("spawn/observe").
+// when the verb began and returned (offsets from main; writing the profile
+// and the trace comes after), the verb's phases (upgrade.Options.Span) and
+// its steps. Nested phases are named parent/child ("spawn/observe").
 type profileTimeline struct {
 	MainUnixNano int64          `json:"main_unix_ns"`
 	VerbNano     time.Duration  `json:"verb_start_ns"`
@@ -113,12 +114,12 @@ func (p *profiler) span(name string) func() {
 
 // stop ends profiling and writes the timeline with rep's steps.
 func (p *profiler) stop(rep *upgrade.Report) error {
+	p.tl.ExitNano = time.Since(profileStart) // before the flushes below
 	trace.Stop()
 	pprof.StopCPUProfile()
 	if rep != nil {
 		p.tl.Steps = rep.Steps
 	}
-	p.tl.ExitNano = time.Since(profileStart)
 	data, err := json.MarshalIndent(&p.tl, "", "  ")
 	if err == nil {
 		err = os.WriteFile(filepath.Join(p.dir, profileTimelineFile), append(data, '\n'), 0o644)
