@@ -435,7 +435,7 @@ func TestChildrenUnderChurn(t *testing.T) {
 	h := startHelper(t, "churn", helperOpts{})
 	pid := h.cmd.Process.Pid
 	fastBefore := childrenFast.Load()
-	const rounds = 100
+	const rounds = 60
 	checked := 0
 	for i := range rounds {
 		before, err := childrenByScan(pid)
