@@ -115,7 +115,7 @@ func (w *eventWatch) subscribe() (ok bool, err error) {
 	}
 	buf := make([]byte, 64<<10)
 	for {
-		n, _, err := unix.Recvfrom(w.fd, buf, unix.MSG_DONTWAIT)
+		n, from, err := unix.Recvfrom(w.fd, buf, unix.MSG_DONTWAIT)
 		switch {
 		case errors.Is(err, unix.EINTR), errors.Is(err, unix.ENOBUFS):
 			continue
@@ -123,6 +123,8 @@ func (w *eventWatch) subscribe() (ok bool, err error) {
 			return false, nil
 		case err != nil:
 			return false, fmt.Errorf("subscribe: %w", err)
+		case !fromKernel(from):
+			continue
 		}
 		acked, ackErr := w.handle(buf[:n], token+1)
 		if acked {
@@ -136,19 +138,40 @@ func (w *eventWatch) subscribe() (ok bool, err error) {
 
 // read follows the events until the socket is closed.
 func (w *eventWatch) read() {
+	rc, err := w.file.SyscallConn()
+	if err != nil {
+		return
+	}
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := w.file.Read(buf)
-		if errors.Is(err, unix.ENOBUFS) {
+		var n int
+		var from unix.Sockaddr
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return !errors.Is(rerr, unix.EAGAIN) // else: wait in the poller
+		})
+		if err == nil {
+			err = rerr
+		}
+		switch {
+		case errors.Is(err, unix.ENOBUFS):
 			// The buffer overflowed: events were lost, perhaps ours.
 			w.poke()
-			continue
+		case errors.Is(err, unix.EINTR):
+		case err != nil:
+			return // closed
+		case fromKernel(from):
+			w.handle(buf[:n], 0)
 		}
-		if err != nil {
-			return
-		}
-		w.handle(buf[:n], 0)
 	}
+}
+
+// fromKernel reports whether a message came from the kernel (netlink port
+// 0): a privileged process can send to the group too.
+func fromKernel(from unix.Sockaddr) bool {
+	nl, ok := from.(*unix.SockaddrNetlink)
+	return ok && nl.Pid == 0
 }
 
 // handle follows the events of one datagram, waking the watch for those of
