@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,12 +151,13 @@ func appendScaleResult(res scaleResult) error {
 func newScaleServer(b *testing.B, kind string, p scalePoint) *benchServer {
 	s := newBenchServer(b, kind)
 	s.workers = p.Workers
+	tcp := scaleFreeAddrs(b, p.Listeners/2, s.addr)
 	listens := []string{s.addr}
 	for i := 1; i < p.Listeners; i++ {
 		if i%2 == 1 {
 			listens = append(listens, "unix:"+filepath.Join(s.dir, fmt.Sprintf("s%d.sock", i)))
 		} else {
-			listens = append(listens, benchFreeAddr(b))
+			listens, tcp = append(listens, tcp[0]), tcp[1:]
 		}
 	}
 	switch kind {
@@ -184,6 +186,31 @@ func newScaleServer(b *testing.B, kind string, p scalePoint) *benchServer {
 		b.Fatalf("no scaling benchmark for %s", kind)
 	}
 	return s
+}
+
+// scaleFreeAddrs returns n loopback addresses other than taken whose ports
+// were free a moment ago: all bound at once, then closed, so that no two
+// are the same port (benchFreeAddr, called n times, may hand one out twice).
+func scaleFreeAddrs(tb testing.TB, n int, taken string) []string {
+	tb.Helper()
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}()
+	var out []string
+	for len(out) < n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		lns = append(lns, ln)
+		if a := ln.Addr().String(); a != taken {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // sleeperFarm is a set of sleeping processes, the "other processes" of a
