@@ -326,12 +326,13 @@ func benchWaitGone(ctx context.Context, pid int, limit time.Duration) error {
 	}
 }
 
-// benchBaton runs the baton binary and returns its exit code and output.
-func benchBaton(ctx context.Context, tb testing.TB, args ...string) (int, string) {
+// benchBatonEnv runs the baton binary with env added to its environment
+// and returns its exit code and output.
+func benchBatonEnv(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string) {
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.Env = append(os.Environ(), ownerOf(tb).marker)
+	cmd.Env = append(append(os.Environ(), ownerOf(tb).marker), env...)
 	cmd.WaitDelay = 10 * time.Second
 	waited, err := startManaged(cmd)
 	if err != nil {
@@ -390,8 +391,13 @@ func benchCycleBaton(ctx context.Context, s *benchServer) (time.Duration, error)
 	if err != nil {
 		return 0, err
 	}
+	var env []string
+	prof := benchProfileDir(s.tb)
+	if prof != "" {
+		env = append(env, "BATON_PROFILE="+prof)
+	}
 	begin := time.Now()
-	code, out := benchBaton(ctx, s.tb, "upgrade", "start", "--pidfile", s.pidfile, "--commit", "--verify-for", "0", "--check", s.url())
+	code, out := benchBatonEnv(ctx, s.tb, env, "upgrade", "start", "--pidfile", s.pidfile, "--commit", "--verify-for", "0", "--check", s.url())
 	if code != 0 {
 		return 0, fmt.Errorf("baton upgrade start --commit: exit %d:\n%s", code, out)
 	}
@@ -399,6 +405,9 @@ func benchCycleBaton(ctx context.Context, s *benchServer) (time.Duration, error)
 		return 0, err
 	}
 	elapsed := time.Since(begin)
+	if prof != "" {
+		recordProfile(s.tb, prof, begin, begin.Add(elapsed))
+	}
 	if testing.Verbose() {
 		s.tb.Logf("baton upgrade start --commit of %s in %s:\n%s", s.kind, elapsed, out)
 	}
@@ -627,6 +636,8 @@ func BenchmarkUpgradeTime(b *testing.B) {
 				return
 			}
 			var polled, boot, baton []time.Duration
+			resetPhases(b)
+			defer logPhases(b)
 			b.ResetTimer()
 			for range b.N {
 				d, err := benchCyclePolled(ctx, s)
@@ -726,12 +737,13 @@ func benchServerStarter(ctx context.Context, b *testing.B, s *benchServer) {
 
 // BenchmarkUpgradeLatency compares request latency during the upgrade window
 // (from the first signal until only the new generation serves) with steady
-// state, for puma's own USR2 hot restart and for the same puma under
-// `baton run` upgraded by `baton upgrade start --commit`. Load: new
-// connection per request, unpaced. Metrics in milliseconds, and the ratio of
-// the window's p99 to the steady p99 (target for baton: at most 1.5).
+// state, for puma's own USR2 hot restart, for the same puma under `baton
+// run` upgraded by `baton upgrade start --commit`, and for nginx upgraded
+// by the same command. Load: new connection per request, unpaced. Metrics
+// in milliseconds, and the ratio of the window's p99 to the steady p99
+// (targets for baton: at most 1.5 for puma, 1.2 for nginx).
 func BenchmarkUpgradeLatency(b *testing.B) {
-	for _, kind := range []string{"puma", "puma-baton"} {
+	for _, kind := range []string{"puma", "puma-baton", "nginx"} {
 		b.Run(kind, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(testContext(b), 5*time.Minute)
 			defer cancel()

@@ -17,7 +17,8 @@
 // # Harness
 //
 // TestMain builds cmd/baton once with `go build` into a temporary directory
-// ([batonBin]) and makes the test process a child subreaper
+// ([batonBin]), as README.md's release build (CGO_ENABLED=0, -tags
+// urfave_cli_no_docs), and makes the test process a child subreaper
 // (PR_SET_CHILD_SUBREAPER), so every process a test starts stays in its
 // process tree even after it daemonizes or its parent master exits (nginx,
 // unicorn and gunicorn daemonize; a new master outlives the old one).

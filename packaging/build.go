@@ -20,14 +20,17 @@ type builder struct {
 }
 
 // build returns the path of a CGO_ENABLED=0, -trimpath, stripped build of
-// cmd/baton for linux/arch with the release's version linked in. A second
+// cmd/baton for linux/arch with the release's version linked in, without
+// urfave/cli's Markdown and man page generator (urfave_cli_no_docs: baton
+// writes its man page itself, and that package's initialisation is the
+// largest of the CLI's start, see BENCHMARKS.md). A second
 // call for the same arch returns the first build.
 func (b *builder) build(ctx context.Context, arch string) (string, error) {
 	if bin, ok := b.bins[arch]; ok {
 		return bin, nil
 	}
 	bin := filepath.Join(b.work, "bin", arch, "baton")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=auto",
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=auto", "-tags", "urfave_cli_no_docs",
 		"-ldflags", "-s -w -X main.version="+b.version.Go, "-o", bin, "./cmd/baton")
 	cmd.Dir = b.root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)

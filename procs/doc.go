@@ -55,13 +55,39 @@
 // sockets in the process's own network namespace (/proc/PID/net/tcp, tcp6 and
 // unix). Two processes that hold the same inode hold the same socket: that is
 // how an upgrade proves a new master inherited its listeners rather than bound
-// new ones. When the process shares baton's network namespace the listening
+// new ones; [Sockets] reads only a process's descriptors, which is all that
+// proof needs once the old master's listeners are known. When the process shares baton's network namespace the listening
 // TCP sockets come from sock_diag(7) netlink (as ss(8) gets them), filtered
 // by the kernel: /proc/net/tcp lists every TIME_WAIT socket too and takes
 // ~0.1s to generate on a busy machine. The /proc tables are streamed and left
 // as soon as every socket of the process was found. [SocketHolders] goes the
 // other way, from socket inodes to every process holding one, by reading the
 // descriptors of every process.
+//
+// # Children
+//
+// [Children] reads /proc/PID/task/TID/children of each thread of the parent
+// (CONFIG_PROC_CHILDREN), which costs as much as the parent has threads and
+// children, not as many processes as the host runs. proc(5) warns that the
+// files are unreliable unless the children are frozen: the kernel may skip
+// a child when a child it already listed leaves the list during the read.
+// So every listed child is read again afterwards and must still be the
+// parent's, and the parent's threads must be the same: a read that changed
+// is retried, and after a few tries, or where the files are missing, all of
+// /proc is scanned. A child that ran through the call is never missing from
+// its answer.
+//
+// # Process events
+//
+// [WatchTree] follows a tree of processes through the kernel's process-event
+// connector (netlink, CN_IDX_PROC): each fork, exec or exit in the tree wakes
+// the caller, which then reads /proc again. It is a wake-up only: events can
+// be lost when the socket's buffer overflows (that wakes the caller too) and
+// the connector needs root in the initial namespaces, so callers keep polling
+// as a fallback and never conclude anything from an event alone. The kernel
+// answers the subscription only when it took it, which is how WatchTree tells
+// a working connector from a refused one (ErrUnsupported); it then narrows
+// the subscription to forks, execs and exits (Linux 6.6+).
 //
 // # Environment and descriptors
 //

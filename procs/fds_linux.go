@@ -108,6 +108,29 @@ func holdsSocket(pid int, want map[uint64]bool) (Identity, bool, error) {
 	return st.Identity(), true, nil
 }
 
+func sockets(pid int) ([]Socket, error) {
+	d, err := openProcDir(pid)
+	if err != nil {
+		return nil, err
+	}
+	defer d.close()
+	socks, err := d.sockets()
+	if err != nil {
+		return nil, err
+	}
+	// Descriptors that vanished were skipped as closed: make sure it was
+	// not the whole process that went away meanwhile.
+	if err := stillLive(d); err != nil {
+		return nil, err
+	}
+	out := make([]Socket, len(socks))
+	for i, s := range socks {
+		out[i] = Socket{FD: s.fd, Inode: s.inode}
+	}
+	slices.SortFunc(out, func(a, b Socket) int { return a.FD - b.FD })
+	return out, nil
+}
+
 // fdSocket is a descriptor of a process that refers to a socket.
 type fdSocket struct {
 	fd    int

@@ -5,6 +5,7 @@ package procs
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,5 +85,48 @@ func TestListeners(t *testing.T) {
 				t.Errorf("Listeners(self) = %+v, want none", mine)
 			}
 		})
+	}
+}
+
+// TestSockets: a process's sockets are its listeners and the rest (the
+// helper's established connection); a child that inherited a listener
+// holds its inode.
+func TestSockets(t *testing.T) {
+	h := startHelper(t, "listen", helperOpts{}, filepath.Join(t.TempDir(), "app.sock"))
+	child := 0
+	for _, l := range h.lines {
+		if f := strings.Fields(l); len(f) == 2 && f[0] == "child" {
+			child, _ = strconv.Atoi(f[1])
+		}
+	}
+	recordStarted(t, child)
+	ls, err := Listeners(h.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	socks, err := Sockets(h.cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(socks) <= len(ls) {
+		t.Errorf("Sockets = %+v, want more than the %d listeners", socks, len(ls))
+	}
+	for _, l := range ls {
+		if !slices.Contains(socks, Socket{FD: l.FD, Inode: l.Inode}) {
+			t.Errorf("Sockets = %+v lacks listener %+v", socks, l)
+		}
+	}
+	if !slices.IsSortedFunc(socks, func(a, b Socket) int { return a.FD - b.FD }) {
+		t.Errorf("Sockets not ordered by fd: %+v", socks)
+	}
+	inherited, err := Sockets(child)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(inherited, Socket{FD: 3, Inode: ls[0].Inode}) {
+		t.Errorf("child's Sockets = %+v, want fd 3 holding inode %d", inherited, ls[0].Inode)
+	}
+	if _, err := Sockets(0); err == nil {
+		t.Error("Sockets(0) succeeded")
 	}
 }

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +44,13 @@ var helpers = map[string]helper{
 	"exit": {run: func([]string) error { return nil }},
 	// parent N starts N sleep helpers and prints their pids.
 	"parent": {run: helperParent, spawns: []string{"sleep"}},
+	// churn keeps starting sleep helpers and ending and reaping them at
+	// random, from 4 goroutines (so from several threads), each with up to
+	// 3 alive, until stdin reaches EOF.
+	"churn": {run: helperChurn, spawns: []string{"sleep"}},
+	// spawner starts a sleep helper for each line it reads, until stdin
+	// reaches EOF.
+	"spawner": {run: helperSpawner, spawns: []string{"sleep"}},
 	// zombie starts an exit helper, waits until it has exited without
 	// reaping it and prints its pid.
 	"zombie": {run: helperZombie, spawns: []string{"exit"}},
@@ -151,7 +160,8 @@ func testContext(t testing.TB) context.Context {
 type helperProc struct {
 	cmd   *exec.Cmd
 	id    Identity
-	lines []string // what it printed before closing stdout
+	lines []string       // what it printed before closing stdout
+	stdin io.WriteCloser // its standard input, closed at cleanup
 }
 
 type helperOpts struct {
@@ -204,7 +214,7 @@ func startHelper(t testing.TB, name string, opts helperOpts, args ...string) *he
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start helper %s: %v", name, err)
 	}
-	h := &helperProc{cmd: cmd, id: recordStarted(t, cmd.Process.Pid)}
+	h := &helperProc{cmd: cmd, id: recordStarted(t, cmd.Process.Pid), stdin: stdin}
 	t.Cleanup(func() {
 		stdin.Close()
 		cmd.Process.Kill()
@@ -297,6 +307,67 @@ func helperParent(args []string) error {
 	for _, s := range stdins {
 		s.Close()
 	}
+	return nil
+}
+
+func helperSpawner([]string) error {
+	os.Stdout.Close()
+	var stdins []io.WriteCloser
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		cmd, stdin, err := startSub("sleep")
+		if err != nil {
+			return err
+		}
+		stdins = append(stdins, stdin)
+		go cmd.Wait()
+	}
+	for _, s := range stdins {
+		s.Close()
+	}
+	return nil
+}
+
+func helperChurn([]string) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(g), uint64(os.Getpid())))
+			var live []io.WriteCloser
+			var cmds []*exec.Cmd
+			for {
+				select {
+				case <-done:
+					for i, in := range live {
+						in.Close()
+						cmds[i].Wait()
+					}
+					return
+				default:
+				}
+				if len(live) < 3 {
+					cmd, stdin, err := startSub("sleep")
+					if err != nil {
+						return
+					}
+					live, cmds = append(live, stdin), append(cmds, cmd)
+					continue
+				}
+				// End one at random after a pause of up to 5ms: lifetimes
+				// vary, so children that stay sit behind ones that leave.
+				time.Sleep(time.Duration(rng.IntN(5000)) * time.Microsecond)
+				i := rng.IntN(len(live))
+				live[i].Close()
+				cmds[i].Wait()
+				live, cmds = slices.Delete(live, i, i+1), slices.Delete(cmds, i, i+1)
+			}
+		})
+	}
+	os.Stdout.Close()
+	io.Copy(io.Discard, os.Stdin)
+	close(done)
+	wg.Wait()
 	return nil
 }
 

@@ -37,3 +37,9 @@ func (p *Process) signal(sig syscall.Signal) error {
 }
 func (p *Process) alive() bool                { return false }
 func (p *Process) wait(context.Context) error { return errUnsupported("wait") }
+
+func watchTree([]int) (<-chan struct{}, func(), error) {
+	return nil, nil, errUnsupported("process events")
+}
+
+func sockets(int) ([]Socket, error) { return nil, errUnsupported("sockets") }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -230,6 +231,8 @@ func TestGonePid(t *testing.T) {
 	wantGone(t, "Listeners", err)
 	_, err = Children(pid)
 	wantGone(t, "Children", err)
+	_, err = Sockets(pid)
+	wantGone(t, "Sockets", err)
 	_, err = Environ(Identity{PID: pid})
 	wantGone(t, "Environ", err)
 	_, err = FDTarget(Identity{PID: pid}, 0)
@@ -410,6 +413,120 @@ func TestCloseWakesWait(t *testing.T) {
 }
 
 func TestChildren(t *testing.T) {
+	for _, fromFile := range []bool{true, false} {
+		name := "children-files"
+		if !fromFile {
+			name = "scan"
+		}
+		t.Run(name, func(t *testing.T) {
+			defer func(was bool) { useChildrenFile = was }(useChildrenFile)
+			useChildrenFile = fromFile
+			testChildren(t)
+		})
+	}
+}
+
+// TestChildrenUnderChurn reads the children of a helper that starts, ends
+// and reaps children from several threads all the while, so that the
+// children files are read while entries leave the list: every child that
+// runs from before a call until after it (seen by scans of all of /proc on
+// both sides) must be in its answer.
+func TestChildrenUnderChurn(t *testing.T) {
+	h := startHelper(t, "churn", helperOpts{})
+	pid := h.cmd.Process.Pid
+	fastBefore := childrenFast.Load()
+	const rounds = 60
+	checked := 0
+	for i := range rounds {
+		before, err := childrenByScan(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kids, err := Children(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := childrenByScan(pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range before {
+			if !slices.ContainsFunc(after, func(a Stat) bool { return a.Identity() == b.Identity() }) {
+				continue
+			}
+			checked++
+			if !slices.ContainsFunc(kids, func(k Stat) bool { return k.Identity() == b.Identity() }) {
+				t.Fatalf("round %d: Children(%d) = %v lacks %v, which ran all along", i, pid, pids(kids), b.Identity())
+			}
+		}
+		for _, k := range kids {
+			if k.PPID != pid || k.Zombie() {
+				t.Fatalf("round %d: child %+v", i, k)
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no child ran through a call: the churn is too fast to test anything")
+	}
+	// The property holds for the scan too: the children files must have
+	// answered most rounds, or this test proves nothing of them.
+	if fast := childrenFast.Load() - fastBefore; fast < rounds/2 {
+		t.Errorf("the children files answered %d of %d rounds; want most", fast, rounds)
+	}
+}
+
+// TestConfirmChildren: a listed child that is gone, or is no longer the
+// parent's, means the list changed while it was read (and may have skipped
+// a child): the read is retried. A zombie is still a child, left out.
+func TestConfirmChildren(t *testing.T) {
+	h := startHelper(t, "parent", helperOpts{}, "1")
+	kid := h.pids(t)[0]
+	recordStarted(t, kid)
+	z := startHelper(t, "zombie", helperOpts{})
+	zombie, err := strconv.Atoi(z.lines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(testExe)
+	cmd.Env = helperEnv("exit")
+	markUsed("exit")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	reaped := cmd.Process.Pid // gone, unless the pid space wrapped since
+	for _, c := range []struct {
+		name    string
+		parent  int
+		listed  []int
+		changed bool
+		live    int
+	}{
+		{name: "child", parent: h.cmd.Process.Pid, listed: []int{kid}, live: 1},
+		{name: "zombie child", parent: z.cmd.Process.Pid, listed: []int{zombie}, live: 0},
+		{name: "reaped", parent: h.cmd.Process.Pid, listed: []int{kid, reaped}, changed: true},
+		{name: "another's child", parent: h.cmd.Process.Pid, listed: []int{kid, os.Getpid()}, changed: true},
+	} {
+		t.Run(strings.ReplaceAll(c.name, " ", "-"), func(t *testing.T) {
+			out, changed, err := confirmChildren(c.parent, c.listed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != c.changed || !changed && len(out) != c.live {
+				t.Errorf("confirmChildren(%d, %v) = %v, changed %v; want changed %v, %d live", c.parent, c.listed, pids(out), changed, c.changed, c.live)
+			}
+		})
+	}
+}
+
+func pids(sts []Stat) []int {
+	var out []int
+	for _, s := range sts {
+		out = append(out, s.PID)
+	}
+	return out
+}
+
+func testChildren(t *testing.T) {
 	h := startHelper(t, "parent", helperOpts{}, "2")
 	want := h.pids(t)
 	for _, pid := range want {

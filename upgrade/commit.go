@@ -52,6 +52,7 @@ func (m *Machine) commitVerb(ctx context.Context, v Verdict) error {
 
 // commit stops the old master and checks the new one took over.
 func (m *Machine) commit(ctx context.Context) error {
+	defer m.span("commit")()
 	// Once the stop signal is decided, an interrupt does not stop the
 	// commit half-way: it finishes (see doc.go, Interrupts).
 	ctx, cancel := m.detached(ctx)

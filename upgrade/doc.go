@@ -103,8 +103,18 @@
 //
 // Every wait has a timeout and a context. Process exits are events
 // (procs.Process.Wait, a pidfd); pid file changes wake waits through
-// inotify on the pid file's directory; worker counts and health checks have
-// no event and are polled with a backoff from 5ms to 200ms.
+// inotify on the pid file's directory; during Start, the forks and execs of
+// the old master's process tree (the new master, its workers) wake them
+// through the kernel's process-event connector (procs.WatchTree) where
+// baton may use it (root in the initial namespaces). An event only wakes a
+// wait: what it concludes comes from the next look at /proc, so a lost
+// event costs time, never a wrong answer; a backoff from 5ms to 200ms is
+// the fallback, and what has no event (a worker's new title, a health
+// check) is polled with it.
+//
+// While Start waits, looks read only descriptors for the old master's
+// listeners pinned by the preflight (procs.Sockets): whether the new master
+// holds them is a question of socket inodes, not of the network tables.
 //
 // # Interrupts
 //

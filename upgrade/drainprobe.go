@@ -35,7 +35,10 @@ func (m *Machine) drainIgnored(ctx context.Context, old *MasterObs, workers []pr
 		return why
 	}
 	var sign string
-	_ = waitFor(ctx, drainProbe, nil, func() (bool, string, error) {
+	// A worker's exit wakes the wait (pidfds); a new title is polled for.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	_ = waitFor(ctx, drainProbe, m.wakeOnExit(wctx, workers), func() (bool, string, error) {
 		for _, id := range workers {
 			st, err := m.sys.Info(id.PID)
 			switch {

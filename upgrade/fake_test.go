@@ -296,6 +296,7 @@ func (f *fakeSys) system() System {
 		RestoreOldbin: func(path string) error { return os.Rename(path+".oldbin", path) },
 		Facts:         func(pid int) MasterFacts { return MasterFacts{PID: pid, Session: pid} },
 		Watch:         func(string) (<-chan struct{}, func()) { return nil, func() {} },
+		WatchProcs:    func([]int) (<-chan struct{}, func()) { return nil, func() {} },
 		Holders:       func([]uint64) ([]int, error) { return nil, nil },
 	}
 }

@@ -220,6 +220,7 @@ func (j *Journal) drainSent() bool {
 
 // saveJournal writes the journal as it is.
 func (m *Machine) saveJournal() error {
+	defer m.span("journal")()
 	return writeJournal(JournalPath(m.opts.Pidfile), m.j)
 }
 

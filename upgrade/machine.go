@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/batonhq/baton/pidfile"
+	"github.com/batonhq/baton/procs"
 )
 
 // Options configures a Machine. Zero durations take the documented defaults.
@@ -68,6 +69,14 @@ type Options struct {
 	// Progress, when set, receives one Step per step, as it happens, from
 	// the calling goroutine.
 	Progress func(Step)
+	// Span, when set, is called as each phase of a command begins (begin,
+	// settle, preflight, spawn, drain, verify, commit, end) and around each
+	// look at the processes (observe), round of checks (check) and write of
+	// the journal (journal); the function it returns is called as the
+	// phase ends. From the
+	// calling goroutine; phases nest. For profiling (baton's --profile):
+	// nil costs nothing.
+	Span func(name string) (end func())
 	// Sys replaces the real system (tests). Nil fields are real.
 	Sys System
 }
@@ -89,6 +98,9 @@ type Machine struct {
 	wake   <-chan struct{}
 	// was is the state the journal recorded before settle reconciled it.
 	was State
+	// known are the old master's listeners by inode, pinned by Start's
+	// preflight: while set, looks read only descriptors (see listeners).
+	known map[uint64]procs.Listener
 }
 
 // New validates opts. Errors wrap ErrBadInput.
@@ -138,6 +150,14 @@ func (m *Machine) step(name, format string, args ...any) {
 	if m.opts.Progress != nil {
 		m.opts.Progress(s)
 	}
+}
+
+// span marks a phase for Options.Span; call the result at its end.
+func (m *Machine) span(name string) func() {
+	if m.opts.Span == nil {
+		return func() {}
+	}
+	return m.opts.Span(name)
 }
 
 func (m *Machine) warn(format string, args ...any) {
@@ -214,18 +234,24 @@ func (m *Machine) begin(command string, lock bool) error {
 // classify, reconcile the journal), then body with the verdict; end fills
 // the report and releases the lock on every path, a panic included.
 func (m *Machine) command(ctx context.Context, name string, body func(context.Context, Verdict) error) (*Report, error) {
-	if err := m.begin(name, true); err != nil {
+	endBegin := m.span("begin")
+	err := m.begin(name, true)
+	endBegin()
+	if err != nil {
 		return m.end(err)
 	}
 	defer m.watch()()
 	defer m.lock.Release() // a no-op once end released it
 	m.was = m.journalState()
+	endSettle := m.span("settle")
 	_, v := m.settle(ctx)
+	endSettle()
 	return m.end(body(ctx, v))
 }
 
 // end fills the report with the final observation and releases the lock.
 func (m *Machine) end(err error) (*Report, error) {
+	defer m.span("end")()
 	if m.flavor.Name != "" {
 		o, v := m.look(context.Background())
 		m.rep.State = v.State
@@ -353,6 +379,9 @@ func prefixed(p, s string) string {
 
 // checkAll runs the checks once, recording the results in the report.
 func (m *Machine) checkAll(ctx context.Context) error {
+	if len(m.opts.Checks) > 0 {
+		defer m.span("check")()
+	}
 	m.rep.Health = m.rep.Health[:0]
 	var first error
 	for _, c := range m.opts.Checks {
@@ -397,4 +426,24 @@ func (m *Machine) watch() func() {
 	ch, stop := m.sys.Watch(filepath.Dir(m.opts.Pidfile))
 	m.wake = ch
 	return stop
+}
+
+// watchTree also wakes waits on the forks, execs and exits of pid and the
+// processes it starts (the new master, its workers), where the kernel's
+// process events are available: a master forking its workers changes no
+// file. The returned function stops it and restores the wake it had.
+func (m *Machine) watchTree(pid int) func() {
+	ch, stop := m.sys.WatchProcs([]int{pid})
+	if ch == nil {
+		stop()
+		return func() {}
+	}
+	prev := m.wake
+	merged, stopMerge := mergeWakes(prev, ch)
+	m.wake = merged
+	return func() {
+		stopMerge()
+		stop()
+		m.wake = prev
+	}
 }

@@ -58,6 +58,7 @@ func (m *Machine) readPid(path string) (PidObs, time.Time) {
 
 // observe reads both pid files and inspects the masters they name.
 func (m *Machine) observe() Observation {
+	defer m.span("observe")()
 	fl := m.flavor
 	o := Observation{AsideHoldsNew: fl.AsideHoldsNew, DrainFloor: fl.DrainFloor, Journal: m.j.Summary()}
 	var mt, at time.Time
@@ -151,7 +152,7 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 		Cmdline:    st.Cmdline,
 		Workers:    []int{},
 	}
-	if ls, err := m.sys.Listeners(st.PID); err == nil {
+	if ls, err := m.listeners(st.PID); err == nil {
 		mo.Listeners = ls
 	}
 	kids, _ := m.sys.Children(st.PID)
@@ -214,7 +215,7 @@ func (m *Machine) execedChild(k procs.Stat, ls []procs.Listener) bool {
 			}
 		}
 	}
-	held, err := m.sys.Listeners(k.PID)
+	held, err := m.listeners(k.PID)
 	if err != nil {
 		return false
 	}
@@ -225,6 +226,43 @@ func (m *Machine) execedChild(k procs.Stat, ls []procs.Listener) bool {
 		}
 	}
 	return false
+}
+
+// listeners returns the listening sockets pid holds. While Start has the
+// old master's listeners pinned (m.known), it reads only pid's descriptors
+// and returns the known listeners among them: every use of listeners
+// during its waits compares inodes with the old master's (does the new
+// master hold them all, does a child hold one), and the network tables,
+// which grow with the host's sockets, need not be read at every look.
+func (m *Machine) listeners(pid int) ([]procs.Listener, error) {
+	if len(m.known) == 0 {
+		return m.sys.Listeners(pid)
+	}
+	socks, err := m.sys.Sockets(pid)
+	if err != nil {
+		return nil, err
+	}
+	var out []procs.Listener
+	for _, s := range socks {
+		if l, ok := m.known[s.Inode]; ok {
+			l.FD = s.FD
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// pinListeners pins ls as the known listeners (nil: none, every look reads
+// the network tables again).
+func (m *Machine) pinListeners(ls []procs.Listener) {
+	m.known = nil
+	if len(ls) == 0 {
+		return
+	}
+	m.known = make(map[uint64]procs.Listener, len(ls))
+	for _, l := range ls {
+		m.known[l.Inode] = l
+	}
 }
 
 // workerIDs pins the identities of a master's workers.

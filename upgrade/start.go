@@ -26,13 +26,21 @@ func (m *Machine) Start(ctx context.Context) (*Report, error) {
 // startVerb is Start's body, run by command: the steps in order, and a
 // rollback (fail) when one after the spawn fails.
 func (m *Machine) startVerb(ctx context.Context, v Verdict) error {
+	endPreflight := m.span("preflight")
 	old, err := m.preflight(ctx, v)
+	endPreflight()
 	if err != nil {
 		if interrupted(ctx) {
 			err = fmt.Errorf("%w before anything was signalled: %w", ErrInterrupted, err)
 		}
 		return err
 	}
+	// From here the waits look only at descriptors for the old master's
+	// listeners, and wake on the processes the old master starts; the
+	// report's last look reads everything again.
+	m.pinListeners(old.Listeners)
+	defer m.pinListeners(nil)
+	defer m.watchTree(old.ID.PID)()
 	want := m.opts.Workers
 	if want == 0 {
 		want = max(len(old.Workers), 1)
@@ -195,6 +203,7 @@ func checksSuffix(n int) string {
 // fail handles a failed check after the spawn: automatic rollback, or stop
 // where things are.
 func (m *Machine) fail(ctx context.Context, step string, cause error) error {
+	m.pinListeners(nil) // a rollback reads everything
 	m.step(step, "failed: %v", cause)
 	if m.opts.NoAutoRollback {
 		m.mustRecord(EvBreak, fmt.Sprintf("%s: %v", step, cause))
@@ -247,6 +256,7 @@ func stampOf(path string) fileStamp {
 // spawn waits for the new master to be up, verified and healthy. before is
 // the pid file's stamp before the upgrade signal (zero: unknown).
 func (m *Machine) spawn(ctx context.Context, old *MasterObs, want int, before fileStamp) (*MasterObs, error) {
+	defer m.span("spawn")()
 	w := &spawnWait{m: m, old: old, want: want, before: before, deadline: m.sys.Now().Add(m.opts.SpawnTimeout)}
 	err := waitFor(ctx, m.opts.SpawnTimeout, m.wake, func() (bool, string, error) {
 		return w.probe(ctx, m.observe())
@@ -396,6 +406,7 @@ func (w *spawnWait) ignoredHint() string {
 
 // drain stops the old master's workers.
 func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
+	defer m.span("drain")()
 	fl := m.flavor
 	// Last look before the old workers go: a new master that died (or is a
 	// zombie not yet reaped) must not be drained for. nginx treats a HUP
@@ -491,6 +502,7 @@ func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, floor int) (in
 
 // verify keeps checking the new generation for VerifyFor.
 func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
+	defer m.span("verify")()
 	if m.opts.NoVerify {
 		return nil
 	}

@@ -32,6 +32,11 @@ type System struct {
 	Info      func(pid int) (procs.Stat, error)
 	Children  func(pid int) ([]procs.Stat, error)
 	Listeners func(pid int) ([]procs.Listener, error)
+	// Sockets lists the socket descriptors of pid (procs.Sockets): enough
+	// to tell which known listeners it holds. Nil: procs.Sockets, or, when
+	// Listeners is set, the sockets of Listeners' answer (a fake world's
+	// listeners are all its sockets).
+	Sockets func(pid int) ([]procs.Socket, error)
 	// Open pins a process by identity, failing when it is gone or its pid
 	// was reused: a recycled pid is never signalled.
 	Open func(id procs.Identity) (Process, error)
@@ -50,6 +55,10 @@ type System struct {
 	// Watch returns a channel that receives when something in dir changes
 	// (inotify), and a stop function; nil channel when not supported.
 	Watch func(dir string) (<-chan struct{}, func())
+	// WatchProcs returns a channel that receives when one of roots, or a
+	// process they start, forks, execs or exits (procs.WatchTree), and a
+	// stop function; nil channel when not supported.
+	WatchProcs func(roots []int) (<-chan struct{}, func())
 	// Holders lists the processes holding any of the socket inodes.
 	Holders func(inodes []uint64) ([]int, error)
 	Now     func() time.Time
@@ -61,6 +70,13 @@ func (s *System) fill() {
 	}
 	if s.Children == nil {
 		s.Children = procs.Children
+	}
+	switch {
+	case s.Sockets != nil:
+	case s.Listeners != nil:
+		s.Sockets = socketsOf(s.Listeners)
+	default:
+		s.Sockets = procs.Sockets
 	}
 	if s.Listeners == nil {
 		s.Listeners = procs.Listeners
@@ -91,6 +107,9 @@ func (s *System) fill() {
 	}
 	if s.Watch == nil {
 		s.Watch = watchDir
+	}
+	if s.WatchProcs == nil {
+		s.WatchProcs = watchProcs
 	}
 	if s.Holders == nil {
 		s.Holders = socketHolders
@@ -128,6 +147,31 @@ func runShell(ctx context.Context, cmd string) ([]byte, error) {
 		return out, fmt.Errorf("%q: %w", cmd, err)
 	}
 	return out, nil
+}
+
+// socketsOf derives Sockets from a Listeners.
+func socketsOf(listeners func(int) ([]procs.Listener, error)) func(int) ([]procs.Socket, error) {
+	return func(pid int) ([]procs.Socket, error) {
+		ls, err := listeners(pid)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]procs.Socket, len(ls))
+		for i, l := range ls {
+			out[i] = procs.Socket{FD: l.FD, Inode: l.Inode}
+		}
+		return out, nil
+	}
+}
+
+// watchProcs follows a process tree through procs.WatchTree; a nil channel
+// where the kernel's process events are not available to baton.
+func watchProcs(roots []int) (<-chan struct{}, func()) {
+	ch, stop, err := procs.WatchTree(roots)
+	if err != nil {
+		return nil, func() {}
+	}
+	return ch, stop
 }
 
 // socketHolders lists the pids of the processes holding any of the sockets.

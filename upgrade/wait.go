@@ -3,6 +3,7 @@ package upgrade
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -45,6 +46,40 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 		case <-t.C:
 			delay = min(delay*2, pollMax)
 		}
+	}
+}
+
+// mergeWakes returns a channel that receives when one of chans does
+// (coalesced, as each source is), and a function that stops forwarding. A
+// nil source never receives.
+func mergeWakes(chans ...<-chan struct{}) (<-chan struct{}, func()) {
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, ch := range chans {
+		if ch == nil {
+			continue
+		}
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				case <-ch:
+					select {
+					case out <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
+	}
+	var once sync.Once
+	return out, func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
 	}
 }
 

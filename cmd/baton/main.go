@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -139,6 +140,7 @@ EXAMPLES:
 var notFound error
 
 func main() {
+	profileStart = time.Now()
 	os.Exit(run(os.Args))
 }
 

@@ -79,6 +79,13 @@ func checkFlags() []cli.Flag {
 	}
 }
 
+// profileFlag is the hidden developer's flag --profile DIR (BATON_PROFILE):
+// the verb writes a CPU profile, an execution trace and a timeline of its
+// phases into DIR (see profile.go).
+func profileFlag() cli.Flag {
+	return &cli.StringFlag{Name: "profile", Usage: "write a CPU profile, an execution trace and a timeline of the command into `DIR`", EnvVars: []string{EnvProfile}, Hidden: true}
+}
+
 func jsonFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "json", Usage: "print the result as one JSON document on stdout, a refused command line too (schema: upgrade/schema/report.v1.json in the source); progress stays on stderr", EnvVars: envVars("json")}
 }
@@ -105,6 +112,7 @@ func upgradeStartCommand() *cli.Command {
 		&cli.BoolFlag{Name: "commit", Usage: "commit after verify instead of stopping with both masters alive", EnvVars: envVars("commit")},
 		&cli.BoolFlag{Name: "no-auto-rollback", Usage: "on a failed check, leave both masters as they are (exit 4) instead of rolling back", EnvVars: envVars("no-auto-rollback")},
 		jsonFlag(),
+		profileFlag(),
 	)
 	return &cli.Command{
 		Name:      "start",
@@ -163,6 +171,7 @@ func upgradeVerbCommand(name, usage string, verb func(*upgrade.Machine, context.
 		durationFlag("spawn-timeout", defaultSpawnTimeout, "time for the old master's workers to come back (rollback)"),
 		durationFlag("drain-timeout", defaultDrainTimeout, "time for old workers told to drain to exit before a rollback counts the ones still there as staying"),
 		jsonFlag(),
+		profileFlag(),
 	)
 	return &cli.Command{
 		Name:      name,
@@ -266,13 +275,29 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 	in := watchInterrupts(c.Context, errw, commandName(c))
 	defer in.Stop()
 	opts.Hard = in.Hard
+	var prof *profiler
+	if dir := c.String("profile"); dir != "" {
+		p, err := startProfile(dir)
+		if err != nil {
+			return withCode(exitUsage, err)
+		}
+		prof, opts.Span = p, p.span
+	}
 	m, err := upgrade.New(opts)
 	if err != nil {
+		if prof != nil {
+			_ = prof.stop(nil)
+		}
 		return withCode(exitCode(err, false), err)
 	}
 	rep, err := verb(m, in.Soft)
 	if rep != nil {
 		rep.Interrupted = in.Signals()
+	}
+	if prof != nil {
+		if perr := prof.stop(rep); perr != nil {
+			fmt.Fprintf(errw, "baton: --profile: %v\n", perr)
+		}
 	}
 	status := c.Command.Name == "status"
 	switch {
