@@ -48,17 +48,15 @@ func startDemo(t *testing.T) (cmd *exec.Cmd, waited <-chan error, stdout *bytes.
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, o.marker)
 	stdout = &bytes.Buffer{}
 	cmd.Stdout = stdout
-	pr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pr, started := outputPipe(t, &cmd.Stderr)
 	// Its own process group, like an interactive shell's job: the test
 	// sends it signals the way a terminal would.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	waited, err = startManaged(cmd)
+	waited, err := startManaged(cmd)
 	if err != nil {
 		t.Fatalf("start baton demo: %v", err)
 	}
+	started()
 	o.adopt(cmd.Process.Pid)
 	return cmd, waited, stdout, pr, tmp
 }

@@ -274,13 +274,11 @@ func (h *fleetHost) startLoad(t *testing.T, o *owner) {
 	if l.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, started := outputPipe(t, &cmd.Stdout)
 	if l.waited, err = startManaged(cmd); err != nil {
 		t.Fatalf("%s: start load: %v", h.name, err)
 	}
+	started()
 	o.adopt(cmd.Process.Pid)
 	go func() {
 		defer close(l.eof)
@@ -306,9 +304,8 @@ func (l *fleetLoad) counts() fleetCounts {
 	return l.last
 }
 
-// stop ends the load and returns its final counts: it reads the helper's
-// output to its end (its final report) before waiting for it, as os/exec
-// requires of a StdoutPipe.
+// stop ends the load and returns its final counts: the helper's output
+// read to its end (its final report), then its exit.
 func (l *fleetLoad) stop(t testing.TB) fleetCounts {
 	t.Helper()
 	l.stdin.Close()

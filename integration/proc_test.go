@@ -254,6 +254,25 @@ func startManaged(cmd *exec.Cmd) (<-chan error, error) {
 	return waited, nil
 }
 
+// outputPipe makes *out (a command's Stdout or Stderr) a pipe whose read
+// end the caller owns, for a command started with startManaged: call
+// started once it started. (Not cmd.StdoutPipe or StderrPipe: startManaged
+// calls cmd.Wait at once, and Wait closes their read end as soon as the process exits, racing the reader for
+// the last lines it wrote, which are then lost to "file already closed".)
+// The output stays readable to EOF after the process exited.
+func outputPipe(t testing.TB, out *io.Writer) (r *os.File, started func()) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	*out = w
+	t.Cleanup(func() { w.Close(); r.Close() })
+	// Once the child holds its copy, the parent's must go: EOF comes when
+	// the last write end closes.
+	return r, func() { w.Close() }
+}
+
 // owner is the set of processes one test is responsible for: those it
 // started, those it learnt of (masters read from pid files) with their
 // descendants, sessions and process groups, and those carrying its marker
