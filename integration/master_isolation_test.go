@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMasterWorkerIsolation runs a real `baton run` whose worker is a shell
@@ -107,38 +110,63 @@ func TestMasterWorkerIsolation(t *testing.T) {
 	}
 }
 
-// socketInode is the inode of the listening TCP socket on addr's port
-// (/proc/net/tcp{,6}) that pid holds.
+// socketInode is the inode of the listening socket bound to addr that pid
+// holds. It asks the sockets themselves: each of pid's socket descriptors
+// is copied into the test (pidfd_getfd(2)) for getsockname and
+// SO_ACCEPTCONN. (Not /proc/net/tcp: a table read in several read(2)s
+// while other tests open and close sockets can skip a line.)
 func socketInode(t testing.TB, pid int, addr string) uint64 {
 	t.Helper()
-	for _, path := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
-		data, err := os.ReadFile(path)
+	want, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		t.Fatalf("pidfd of %d: %v", pid, err)
+	}
+	defer unix.Close(pidfd)
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	fds, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range fds {
+		link, err := os.Readlink(filepath.Join(dir, e.Name()))
+		ino, ok := strings.CutPrefix(link, "socket:[")
+		if err != nil || !ok {
+			continue
+		}
+		fd, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(data), "\n")[1:] {
-			f := strings.Fields(line)
-			if len(f) < 10 || f[3] != "0A" { // LISTEN
-				continue
+		if boundListener(pidfd, fd, want) {
+			n, err := strconv.ParseUint(strings.TrimSuffix(ino, "]"), 10, 64)
+			if err != nil {
+				t.Fatalf("%s/%d: %q", dir, fd, link)
 			}
-			if hexPort(f[1]) != addr[strings.LastIndexByte(addr, ':')+1:] {
-				continue
-			}
-			ino, err := strconv.ParseUint(f[9], 10, 64)
-			if err == nil && initdHoldsSocket(pid, ino) {
-				return ino
-			}
+			return n
 		}
 	}
 	t.Fatalf("master %d holds no listening socket on %s", pid, addr)
 	return 0
 }
 
-// hexPort turns /proc/net/tcp's "0100007F:1F90" into "8080".
-func hexPort(local string) string {
-	_, h, _ := strings.Cut(local, ":")
-	n, _ := strconv.ParseUint(h, 16, 16)
-	return strconv.FormatUint(n, 10)
+// boundListener reports whether descriptor fd of the process pidfd refers
+// to is a listening IPv4 socket bound to want.
+func boundListener(pidfd, fd int, want netip.AddrPort) bool {
+	dup, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return false // closed meanwhile: not the master's listener
+	}
+	defer unix.Close(dup)
+	if on, err := unix.GetsockoptInt(dup, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || on != 1 {
+		return false
+	}
+	sa, err := unix.Getsockname(dup)
+	in4, ok := sa.(*unix.SockaddrInet4)
+	return err == nil && ok && netip.AddrPortFrom(netip.AddrFrom4(in4.Addr), uint16(in4.Port)) == want
 }
 
 // openFile reports whether pid has path open, and at which fd.
