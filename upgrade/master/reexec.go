@@ -16,38 +16,71 @@ import (
 // upgrade starts a new master from the binary on disk (USR2): the pid file
 // becomes .oldbin and every listener passes across exec.
 func (m *master) upgrade() {
-	switch {
-	case m.stopping:
-		m.log.Warn("USR2 ignored: shutting down")
-		return
-	case m.child != nil:
-		m.log.Warn("USR2 ignored: an upgrade is pending; the new master runs", "new_master", m.childPID)
-		return
-	case m.parent != nil:
-		m.log.Warn("USR2 ignored: an upgrade is pending; this is the new master and the old one runs", "old_master", m.parentPID)
-		return
-	}
-	// Vet what the new master will need, so that a failed upgrade leaves
-	// this master as it was, pid file included.
-	fi, err := os.Stat(m.binary)
-	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-		m.log.Error("USR2 refused: the baton program is missing or not executable", "binary", m.binary, "err", err)
-		return
-	}
-	cfg, err := loadConfig(m.opts, m.cwd)
-	if err != nil {
-		m.log.Error("USR2 refused: the configuration is invalid", "err", err)
-		return
-	}
-	// The new master reads the envfile afresh: vet it as it will.
-	if err := validate(cfg, false); err != nil {
-		m.log.Error("USR2 refused: the working directory is missing, or the envfile or the worker count is bad", "dir", cfg.dir, "err", err)
+	if !m.upgradeVetted() {
 		return
 	}
 	if err := m.pf.RenameOldbin(); err != nil {
 		m.log.Error("USR2 refused: renaming the pid file", "err", err)
 		return
 	}
+	cmd, err := m.newMasterCmd()
+	if err == nil {
+		err = cmd.Start()
+	}
+	if err != nil {
+		m.log.Error("USR2 failed: starting the new master", "err", err)
+		if rerr := m.pf.Restore(); rerr != nil {
+			m.log.Error("restoring the pid file", "err", rerr)
+		}
+		return
+	}
+	m.child, m.childPID = cmd, cmd.Process.Pid
+	m.rolledBack = 0
+	m.envFrozen = m.envFile != nil
+	m.log.Info("new master started", "new_master", m.childPID, "binary", m.binary, "oldbin", m.pf.Path())
+	go func() {
+		err := cmd.Wait()
+		m.post(func() { m.childExited(cmd, err) })
+	}()
+}
+
+// upgradeVetted reports whether a USR2 may start a new master now, logging
+// why not: a failed upgrade must leave this master as it was, pid file
+// included, so what the new master will need is vetted first.
+func (m *master) upgradeVetted() bool {
+	switch {
+	case m.stopping:
+		m.log.Warn("USR2 ignored: shutting down")
+		return false
+	case m.child != nil:
+		m.log.Warn("USR2 ignored: an upgrade is pending; the new master runs", "new_master", m.childPID)
+		return false
+	case m.parent != nil:
+		m.log.Warn("USR2 ignored: an upgrade is pending; this is the new master and the old one runs", "old_master", m.parentPID)
+		return false
+	}
+	fi, err := os.Stat(m.binary)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+		m.log.Error("USR2 refused: the baton program is missing or not executable", "binary", m.binary, "err", err)
+		return false
+	}
+	cfg, err := loadConfig(m.opts, m.cwd)
+	if err != nil {
+		m.log.Error("USR2 refused: the configuration is invalid", "err", err)
+		return false
+	}
+	// The new master reads the envfile afresh: vet it as it will.
+	if err := validate(cfg, false); err != nil {
+		m.log.Error("USR2 refused: the working directory is missing, or the envfile or the worker count is bad", "dir", cfg.dir, "err", err)
+		return false
+	}
+	return true
+}
+
+// newMasterCmd is the command that starts the new master: this binary's
+// path (a replaced file is used), its arguments, and the listeners at fds
+// 3 and up, described with the recorded environment in its own.
+func (m *master) newMasterCmd() (*exec.Cmd, error) {
 	desc := make([]inherited, len(m.lns))
 	files := make([]*os.File, len(m.lns))
 	for i, l := range m.lns {
@@ -56,45 +89,29 @@ func (m *master) upgrade() {
 			FileDev: l.fileDev, FileIno: l.fileIno, Systemd: l.fromSystemd}
 	}
 	descJSON, err := json.Marshal(desc)
-	if err == nil {
-		var recJSON []byte
-		recJSON, err = json.Marshal(m.recEnv)
-		env := append([]string(nil), m.recEnv...)
-		env = setVar(env, EnvMasterEnv, string(recJSON))
-		env = setVar(env, EnvInheritFDs, string(descJSON))
-		env = setVar(env, EnvMasterParent, procs.Identity{PID: os.Getpid(), Start: m.start}.String())
-		env = setVar(env, EnvMasterCwd, m.cwd)
-		env = setVar(env, EnvMasterGeneration, strconv.Itoa(m.genNum))
-		env = m.watchdogEnv(env)
-		cmd := &exec.Cmd{
-			Path:       m.binary, // found again by its path: a replaced file is used
-			Args:       append([]string{m.binary}, m.args...),
-			Env:        env,
-			Dir:        "/", // relative paths resolve against EnvMasterCwd
-			ExtraFiles: files,
-			Stdin:      nil,
-			Stdout:     os.Stdout,
-			Stderr:     os.Stderr,
-		}
-		if err == nil {
-			err = cmd.Start()
-		}
-		if err == nil {
-			m.child, m.childPID = cmd, cmd.Process.Pid
-			m.rolledBack = 0
-			m.envFrozen = m.envFile != nil
-			m.log.Info("new master started", "new_master", m.childPID, "binary", m.binary, "oldbin", m.pf.Path())
-			go func() {
-				err := cmd.Wait()
-				m.post(func() { m.childExited(cmd, err) })
-			}()
-			return
-		}
+	if err != nil {
+		return nil, err
 	}
-	m.log.Error("USR2 failed: starting the new master", "err", err)
-	if rerr := m.pf.Restore(); rerr != nil {
-		m.log.Error("restoring the pid file", "err", rerr)
+	recJSON, err := json.Marshal(m.recEnv)
+	if err != nil {
+		return nil, err
 	}
+	env := append([]string(nil), m.recEnv...)
+	env = setVar(env, EnvMasterEnv, string(recJSON))
+	env = setVar(env, EnvInheritFDs, string(descJSON))
+	env = setVar(env, EnvMasterParent, procs.Identity{PID: os.Getpid(), Start: m.start}.String())
+	env = setVar(env, EnvMasterCwd, m.cwd)
+	env = setVar(env, EnvMasterGeneration, strconv.Itoa(m.genNum))
+	env = m.watchdogEnv(env)
+	return &exec.Cmd{
+		Path:       m.binary, // found again by its path: a replaced file is used
+		Args:       append([]string{m.binary}, m.args...),
+		Env:        env,
+		Dir:        "/", // relative paths resolve against EnvMasterCwd
+		ExtraFiles: files,
+		Stdout:     os.Stdout,
+		Stderr:     os.Stderr,
+	}, nil
 }
 
 // childExited handles the end of the master started on USR2 while this one
