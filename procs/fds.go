@@ -1,6 +1,9 @@
 package procs
 
-import "bytes"
+import (
+	"bytes"
+	"strings"
+)
 
 // Environ returns the environment process id was started with, one
 // "KEY=VALUE" string per entry, empty entries left out; nil when it is empty.
@@ -54,4 +57,19 @@ func splitEnviron(b []byte) []string {
 		}
 	}
 	return env
+}
+
+// DropEnv returns env (KEY=VALUE entries, as Environ and os.Environ give
+// them) without the entries whose name drop reports, for the environment
+// of a process to start: baton's own and the service manager's variables
+// are not passed on to what it runs. env itself is not changed.
+func DropEnv(env []string, drop func(name string) bool) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !drop(name) {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

@@ -149,3 +149,17 @@ func TestSocketHolders(t *testing.T) {
 		})
 	}
 }
+
+// TestDropEnv: entries go by their name only (a value that looks like a
+// name does not count), order is kept, and the input is not changed.
+func TestDropEnv(t *testing.T) {
+	env := []string{"PATH=/bin", "LISTEN_FDS=2", "X=LISTEN_FDS=3", "NOEQUALS", "LISTEN_FDS", "HOME=/root"}
+	orig := slices.Clone(env)
+	got := DropEnv(env, func(name string) bool { return name == "LISTEN_FDS" || name == "NOEQUALS" })
+	if want := []string{"PATH=/bin", "X=LISTEN_FDS=3", "HOME=/root"}; !slices.Equal(got, want) {
+		t.Errorf("DropEnv = %q, want %q", got, want)
+	}
+	if !slices.Equal(env, orig) {
+		t.Errorf("DropEnv changed its input: %q", env)
+	}
+}

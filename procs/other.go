@@ -24,6 +24,7 @@ func children(int) ([]Stat, error)            { return nil, errUnsupported("chil
 func group(int) ([]Identity, error)           { return nil, errUnsupported("process group") }
 func listeners(int) ([]Listener, error)       { return nil, errUnsupported("listeners") }
 func open(int) (*Process, error)              { return nil, errUnsupported("open") }
+func waitExited(int) error                    { return errUnsupported("wait") }
 func openIdentity(Identity) (*Process, error) { return nil, errUnsupported("open") }
 func environ(Identity) ([]string, error)      { return nil, errUnsupported("environ") }
 func fdTarget(Identity, int) (string, error)  { return "", errUnsupported("fd") }

@@ -52,6 +52,12 @@ func (p *Process) Alive() bool { return p.alive() }
 // number of Waits may run at once; the process need not be a child.
 func (p *Process) Wait(ctx context.Context) error { return p.wait(ctx) }
 
+// WaitExited blocks until pid, a child of the caller, has exited, without
+// reaping it (waitid(2) WEXITED|WNOWAIT): its pid stays its own, a zombie,
+// until the caller reaps it (os/exec's Wait), so a process group it led can
+// still be signalled by that pid in between.
+func WaitExited(pid int) error { return waitExited(pid) }
+
 // WaitGone blocks until every process in ids has exited (or was gone
 // already) or ctx is done, waiting on each by pidfd.
 func WaitGone(ctx context.Context, ids []Identity) {

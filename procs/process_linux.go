@@ -278,3 +278,13 @@ func (p *Process) waitProc(ctx context.Context) error {
 		delay = min(2*delay, waitPollMax)
 	}
 }
+
+func waitExited(pid int) error {
+	for {
+		var info unix.Siginfo
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}

@@ -61,16 +61,7 @@ const maxCommandOutput = 64 << 10
 var commandEnvDropped = []string{"NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "BATON_*"}
 
 // commandEnv is env without the variables of commandEnvDropped.
-func commandEnv(env []string) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !droppedVar(name) {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
+func commandEnv(env []string) []string { return procs.DropEnv(env, droppedVar) }
 
 func droppedVar(name string) bool {
 	for _, d := range commandEnvDropped {
@@ -98,7 +89,7 @@ func runCommand(ctx context.Context, cmd string, grace time.Duration) ([]byte, e
 	}
 	// sh exits (or Cancel and WaitDelay end it) and stays a zombie, which
 	// keeps the group's id ours while the rest of the group is stopped.
-	exitErr := waitExited(c.Process.Pid)
+	exitErr := procs.WaitExited(c.Process.Pid)
 	var stopErr error
 	if exitErr == nil {
 		stopErr = stopGroup(c.Process.Pid, grace)
@@ -108,18 +99,6 @@ func runCommand(ctx context.Context, cmd string, grace time.Duration) ([]byte, e
 		err = ctx.Err()
 	}
 	return out.Bytes(), errors.Join(err, exitErr, stopErr)
-}
-
-// waitExited blocks until pid, a child, has exited, without reaping it
-// (waitid(2) WEXITED|WNOWAIT).
-func waitExited(pid int) error {
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
 }
 
 // signalGroup signals process group pgid; a gone group is not an error to

@@ -8,6 +8,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/batonhq/baton/procs"
 )
 
 // Variables a worker receives from the master.
@@ -74,30 +76,18 @@ func masterEnv(env []string) ([]string, error) {
 			return rec, nil
 		}
 	}
-	return dropVars(env, func(name string) bool { return slices.Contains(internalVars, name) }), nil
-}
-
-// dropVars removes the variables whose name drop reports.
-func dropVars(env []string, drop func(name string) bool) []string {
-	out := make([]string, 0, len(env))
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !drop(name) {
-			out = append(out, kv)
-		}
-	}
-	return out
+	return procs.DropEnv(env, func(name string) bool { return slices.Contains(internalVars, name) }), nil
 }
 
 // setVar sets name=value in env, replacing an earlier value.
 func setVar(env []string, name, value string) []string {
-	env = dropVars(env, func(n string) bool { return n == name })
+	env = procs.DropEnv(env, func(n string) bool { return n == name })
 	return append(env, name+"="+value)
 }
 
 // workerBaseEnv applies the policy to the recorded environment.
 func workerBaseEnv(rec []string, envDrop []string) []string {
-	return dropVars(rec, func(name string) bool {
+	return procs.DropEnv(rec, func(name string) bool {
 		return strings.HasPrefix(name, "BATON_") || strings.HasPrefix(name, "LISTEN_") ||
 			name == EnvNotifySocket || name == EnvWatchdogUsec || name == EnvWatchdogPID ||
 			name == EnvServerStarter || slices.Contains(envDrop, name)

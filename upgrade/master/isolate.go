@@ -58,18 +58,6 @@ func cloexecInherited() error {
 	return nil
 }
 
-// waitExited blocks until process pid (our child) has exited, without
-// reaping it (waitid WEXITED|WNOWAIT).
-func waitExited(pid int) error {
-	for {
-		var info unix.Siginfo
-		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if !errors.Is(err, unix.EINTR) {
-			return err
-		}
-	}
-}
-
 // groupRest lists the live members of process group pgid other than its
 // leader (pid pgid): the processes a worker left behind.
 func groupRest(pgid int) []procs.Identity {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/batonhq/baton/procs"
 	"github.com/batonhq/baton/upgrade/statusfile"
 )
 
@@ -158,7 +159,7 @@ func watchdogPeriod(getenv func(string) string, pid, parent int) time.Duration {
 // this master's period, naming this master as the one that passed it on;
 // none when it has no watchdog.
 func (m *master) watchdogEnv(env []string) []string {
-	env = dropVars(env, func(name string) bool { return name == EnvWatchdogUsec || name == EnvWatchdogPID })
+	env = procs.DropEnv(env, func(name string) bool { return name == EnvWatchdogUsec || name == EnvWatchdogPID })
 	if m.watchdog <= 0 {
 		return env
 	}

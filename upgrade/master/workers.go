@@ -212,7 +212,7 @@ func (m *master) spawn(s *slot) {
 	m.workers[w.pid] = w
 	m.log.Info("worker started", "generation", s.gen.num, "worker", s.index, "pid", w.pid, "dir", m.cfg.dir)
 	go func() {
-		if err := waitExited(w.pid); err != nil {
+		if err := procs.WaitExited(w.pid); err != nil {
 			m.log.Error("waiting for worker", "pid", w.pid, "err", err)
 		}
 		m.post(func() { m.leaderExited(w) })
