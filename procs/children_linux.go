@@ -68,7 +68,10 @@ const childrenTries = 3
 // that passes both checks missed nothing; one that fails is retried. (A
 // listed child reaped and its pid given to a new child of pid between the
 // read and the check would pass: that takes the kernel's cyclic pid
-// allocator a full turn of pid_max within microseconds.)
+// allocator a full turn of pid_max within microseconds.) Nor can a thread
+// be seen that started after the first listing of the threads, forked and
+// exited before the second: its children move to the tail of a thread
+// already read (see doc.go, Children).
 func childrenFromTasks(pid int) (out []Stat, ok bool, err error) {
 	d, err := openProcDir(pid)
 	if err != nil {

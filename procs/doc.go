@@ -74,8 +74,13 @@
 // So every listed child is read again afterwards and must still be the
 // parent's, and the parent's threads must be the same: a read that changed
 // is retried, and after a few tries, or where the files are missing, all of
-// /proc is scanned. A child that ran through the call is never missing from
-// its answer.
+// /proc is scanned. A child that ran through the call is missing from its
+// answer in one case only: a thread of the parent that started after the
+// first listing of its threads, forked that child and exited before the
+// second (its children move to the tail of a thread already read). The
+// masters baton drives fork from threads that live as long as they do
+// (nginx, unicorn and gunicorn masters have one; Go ends a thread only when
+// a goroutine locked to it exits), and the waits look again.
 //
 // # Process events
 //
