@@ -57,7 +57,8 @@ func checkSecure(path string, o Options) error {
 // comes from the descriptor checked, so a symlink or file swapped between
 // the check and the read cannot serve another file. The file must moreover
 // be a regular file with one link: a hard link is a name someone gave to a
-// file without owning it.
+// file without owning it. (A file renamed over or removed after it was
+// opened has none and is read as it was: its whole earlier version.)
 //
 // Errors are [*Error] naming path, wrapping [ErrInsecure], [ErrMissing],
 // or [ErrMalformed] (not a regular file, or longer than limit: then the
@@ -160,7 +161,12 @@ func (r rules) checkFile(path, real string, st inode, reading bool) error {
 	if st.mode.Perm()&0o022 != 0 {
 		return insecure(path, fmt.Sprintf("file %s is writable by other users (mode %04o)", real, st.mode.Perm()), "anyone")
 	}
-	if reading && st.nlink != 1 {
+	// No link at all: the file was replaced (WriteState renames a new one
+	// over it) or removed after it was opened. What is read is then the
+	// whole earlier version, as a read a moment earlier would have had it;
+	// a file nobody can name is nobody's hard link. (Refusing it made a
+	// reader racing an atomic write fail as if attacked.)
+	if reading && st.nlink > 1 {
 		return insecure(path, fmt.Sprintf("file %s has %d hard links", real, st.nlink), "whoever linked it")
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -237,4 +238,70 @@ func TestSecurityAppliedByEveryEntryPoint(t *testing.T) {
 			t.Errorf("Locked: %v", err)
 		}
 	})
+}
+
+// TestReadStateDuringReplace: a reader racing WriteState (the upgrade
+// journal read by one orchestrator while another writes it) gets one whole
+// version or the other, never an error: the file it opened may have lost
+// its only link to the rename by the time it is checked, which is not a
+// hard link someone made. A second name still is refused.
+func TestReadStateDuringReplace(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "app.pid.upgrade.json")
+	versions := []string{strings.Repeat("a", 3000) + "\n", strings.Repeat("b", 5000) + "\n"}
+	if err := (Options{}).WriteState(path, []byte(versions[0])); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := (Options{}).WriteState(path, []byte(versions[i%2])); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	replacedSeen := 0
+	for range 5000 {
+		data, fi, err := Options{}.ReadState(path, MaxStateSize)
+		if err != nil {
+			t.Errorf("read during replace: %v", err)
+			break
+		}
+		if s := string(data); s != versions[0] && s != versions[1] {
+			t.Errorf("read %d bytes that are neither version", len(data))
+			break
+		}
+		if nlink(t, fi) == 0 {
+			replacedSeen++
+		}
+	}
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d of the reads had their file replaced under them", replacedSeen)
+
+	if err := os.Link(path, path+".link"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := (Options{}).ReadState(path, MaxStateSize); !errors.Is(err, ErrInsecure) {
+		t.Errorf("a file with a second name: %v, want ErrInsecure", err)
+	}
+}
+
+// nlink is the link count fi reports.
+func nlink(t *testing.T, fi fs.FileInfo) uint64 {
+	t.Helper()
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		t.Fatalf("no stat for %s", fi.Name())
+	}
+	return uint64(st.Nlink)
 }
