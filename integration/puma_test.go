@@ -23,6 +23,14 @@ import (
 const pumaConfigRU = `run lambda { |env| [200, {"Content-Type" => "text/plain"}, ["gen=#{ENV["BATON_GENERATION"]}\n"]] }
 `
 
+// expectGeneration accepts an answer of pumaConfigRU.
+func expectGeneration(status int, body []byte) error {
+	if status != http.StatusOK || !strings.HasPrefix(string(body), "gen=") {
+		return fmt.Errorf("status %d body %q", status, body)
+	}
+	return nil
+}
+
 // pumaRecipe is the documented way to run puma under baton (README, "puma
 // under baton"): the shipped scripts/puma/puma.rb (single mode, the
 // activated sockets only, READY=1 from puma's on_booted) with --ready notify
@@ -33,9 +41,15 @@ func pumaRecipe(pidfile, addr, dir string) []string {
 		"--", "/usr/bin/puma", "-C", filepath.Join(dir, "puma.rb"), "config.ru"}
 }
 
-// startPuma runs the recipe and returns the pid file and address once puma
-// answers.
-func startPuma(ctx context.Context, t *testing.T) (pidfile, addr string) {
+// pumaRun is the recipe running under baton run.
+type pumaRun struct {
+	pidfile, addr string
+	log           string // the output of baton run and its puma workers
+}
+
+// startPuma runs the recipe, with extra appended to puma.rb, and returns
+// once puma answers.
+func startPuma(ctx context.Context, t *testing.T, extra string) pumaRun {
 	t.Helper()
 	requirePeer(t, "/usr/bin/puma")
 	o := ownerOf(t)
@@ -44,22 +58,22 @@ func startPuma(ctx context.Context, t *testing.T) (pidfile, addr string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(dir, "puma.rb"), string(recipe), 0o644)
+	writeFile(t, filepath.Join(dir, "puma.rb"), string(recipe)+extra, 0o644)
 	writeFile(t, filepath.Join(dir, "config.ru"), pumaConfigRU, 0o644)
-	pidfile = filepath.Join(dir, "puma.pid")
+	p := pumaRun{pidfile: filepath.Join(dir, "puma.pid"), log: filepath.Join(dir, "baton.log")}
 	// Adopt the masters the pid files name, so the owner's kill at the end
 	// takes each with its workers.
 	t.Cleanup(func() {
-		for _, f := range []string{pidfile, pidfile + ".oldbin"} {
+		for _, f := range []string{p.pidfile, p.pidfile + ".oldbin"} {
 			if pid, err := readPid(f); err == nil {
 				o.adopt(pid)
 			}
 		}
 	})
-	addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	cmd := exec.Command(batonBin, pumaRecipe(pidfile, addr, dir)...)
+	p.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(batonBin, pumaRecipe(p.pidfile, p.addr, dir)...)
 	cmd.Env = append(os.Environ(), o.marker)
-	log, err := os.Create(filepath.Join(dir, "baton.log"))
+	log, err := os.Create(p.log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,10 +90,10 @@ func startPuma(ctx context.Context, t *testing.T) (pidfile, addr string) {
 	}
 	o.adopt(cmd.Process.Pid)
 	mustWait(ctx, t, 60*time.Second, "puma answering under baton", func() (bool, error) {
-		_, err := benchGet(ctx, "http://"+addr+"/")
+		_, err := benchGet(ctx, "http://"+p.addr+"/")
 		return err == nil, err
 	})
-	return pidfile, addr
+	return p
 }
 
 // TestPumaFullLoad: puma under baton as the README documents it, through
@@ -94,13 +108,8 @@ func startPuma(ctx context.Context, t *testing.T) (pidfile, addr string) {
 // answered by the new generation.
 func TestPumaFullLoad(t *testing.T) {
 	ctx := testContext(t)
-	pidfile, addr := startPuma(ctx, t)
-	expect := func(status int, body []byte) error {
-		if status != http.StatusOK || !strings.HasPrefix(string(body), "gen=") {
-			return fmt.Errorf("status %d body %q", status, body)
-		}
-		return nil
-	}
+	p := startPuma(ctx, t, "")
+	pidfile, addr := p.pidfile, p.addr
 	tr := &traffic{name: "puma"}
 	t.Cleanup(func() {
 		if !tr.done {
@@ -108,7 +117,7 @@ func TestPumaFullLoad(t *testing.T) {
 		}
 	})
 	for _, o := range []load.Options{{Mode: load.NewConn, Concurrency: 64}, {Mode: load.KeepAlive, Concurrency: 16}} {
-		o.Target, o.Timeout, o.Expect = "http://"+addr+"/", 20*time.Second, expect
+		o.Target, o.Timeout, o.Expect = "http://"+addr+"/", 20*time.Second, expectGeneration
 		r, err := load.Start(ctx, o)
 		if err != nil {
 			t.Fatal(err)
