@@ -96,9 +96,13 @@
 //
 // # Pitfalls handled here
 //
-//   - Pdeathsig is per thread in Linux (prctl(2)): a worker forked from a Go
-//     thread that later exits is killed with it. Workers are forked from one
-//     goroutine locked to its thread for the master's life (workers.go).
+//   - A worker gets its stop signal (--stop-signal) when its master dies
+//     (Pdeathsig), so a master killed outright leaves no worker serving an
+//     old release, and the requests its workers hold are still answered.
+//     Pdeathsig is per thread in Linux (prctl(2)): a worker forked from a Go
+//     thread that later exits would be signalled with it. Workers are forked
+//     from one goroutine locked to its thread for the master's life
+//     (workers.go).
 //   - Workers inherit nothing by accident: every descriptor baton inherited
 //     is marked close-on-exec at start, and only the listeners are passed
 //     (ExtraFiles). Each worker leads its own process group and is signalled

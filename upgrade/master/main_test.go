@@ -215,6 +215,15 @@ func helperWorker() int {
 		cwd, _ := os.Readlink("/proc/self/cwd")
 		fmt.Fprintln(w, cwd)
 	})
+	// /slow answers in two parts 300ms apart, its length announced: a
+	// client that reads it whole knows the worker finished it.
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(slowBody)))
+		io.WriteString(w, slowBody[:5])
+		w.(http.Flusher).Flush()
+		time.Sleep(300 * time.Millisecond)
+		io.WriteString(w, slowBody[5:])
+	})
 	mux.HandleFunc("/usr1", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "worker=%s usr1=%d\n", os.Getenv("BATON_WORKER"), usr1.Load())
 	})
@@ -269,6 +278,9 @@ func helperWorker() int {
 	}
 	return 0
 }
+
+// slowBody is what the helper worker's /slow answers.
+const slowBody = "begun, then ended\n"
 
 // harness runs one master helper and what it starts.
 type harness struct {

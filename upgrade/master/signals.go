@@ -58,7 +58,6 @@ const (
 	sigKill     = syscall.SIGKILL // a worker past its stop timeout
 	sigFastStop = syscall.SIGTERM // workers on a fast shutdown
 	sigReopen   = syscall.SIGUSR1 // passed on to workers
-	sigPdeath   = syscall.SIGKILL // a worker whose master thread died
 )
 
 // handledSignals lists the table's signals for signal.Notify.

@@ -3,12 +3,14 @@
 package master_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -234,6 +236,43 @@ func TestMasterKilledTakesWorkers(t *testing.T) {
 		return s.Generation == 2 && s.Ready && len(s.Workers) == 3
 	})
 	h.signal(h.pid, syscall.SIGKILL)
+	for _, w := range workerPIDs(st, "ready") {
+		h.waitGone(w)
+	}
+}
+
+// TestMasterKilledWorkersFinish: the workers of a master killed outright
+// get their stop signal, not SIGKILL: a request a worker holds is answered
+// whole (an old worker draining when its master was killed mid-upgrade
+// reset it), and then the worker exits.
+func TestMasterKilledWorkersFinish(t *testing.T) {
+	h := newHarness(t, testOpts{Workers: 1}, "")
+	h.start()
+	st := h.waitReady(h.pid)
+	l := st.Listeners[0]
+	conn, err := net.Dial(l.Network, l.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET /slow HTTP/1.1\r\nHost: baton\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The headers and the first part are out: the worker holds the request.
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	h.signal(h.pid, syscall.SIGKILL)
+	rest, err := io.ReadAll(resp.Body)
+	if got := string(first) + string(rest); err != nil || got != slowBody {
+		t.Errorf("the request held when the master was killed: %q, %v; want %q whole", got, err, slowBody)
+	}
 	for _, w := range workerPIDs(st, "ready") {
 		h.waitGone(w)
 	}

@@ -193,7 +193,13 @@ func (m *master) spawn(s *slot) {
 			Stdout:     stdout,
 			Stderr:     stderr,
 			SysProcAttr: &syscall.SysProcAttr{
-				Pdeathsig:  sigPdeath,
+				// A master killed outright (SIGKILL, the OOM killer) stops
+				// its workers as a stop would, not with SIGKILL: a worker
+				// finishes the requests it holds (an old worker still
+				// draining when its master was killed mid-upgrade lost
+				// them), and stops accepting; the new generation, or
+				// systemd's restart, serves on.
+				Pdeathsig:  m.cfg.stopSignal,
 				Credential: m.cfg.cred,
 				Setpgid:    true, // a group of its own, signalled as one (isolate.go)
 			},
