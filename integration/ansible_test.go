@@ -20,6 +20,7 @@ import (
 // ansible-test sanity is not run: it installs its own requirements from
 // PyPI into virtual environments.
 func TestAnsibleCollection(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	requireTools(t, "/usr/bin/ansible-doc", "/usr/bin/ansible-galaxy", "/usr/bin/ansible-lint", "/usr/bin/python3")
 	dir := t.TempDir()
 	src := filepath.Join(repoRoot(t), "scripts", "ansible", "ansible_collections", "batonhq", "baton")

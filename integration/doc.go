@@ -55,6 +55,21 @@
 // v2 or the tools (unshare, nsenter, setpriv, mount) they skip with the
 // reason, or fail with BATON_REQUIRE_PEERS=1.
 //
+// # Time
+//
+// `go test ./...` gives each test binary 10 minutes (go test's default
+// -timeout; the go command kills the binary a minute later), and this
+// package is the longest: on a two-core machine its tests add up to more
+// than that, one after another. The flavour scenarios run their four peers
+// as parallel subtests; the long self-contained tests (the fleet rollout,
+// the init script, the orchestrator-killed matrix, the longer systemd
+// tests, the Ansible collection) are parallel top-level tests, run together
+// (-parallel, GOMAXPROCS at a time) once the sequential ones are done. Each
+// test makes its own ports, directories and namespaces, so none waits for
+// another; a test that must run alone (t.Setenv) stays sequential. A test's
+// context (testContext) ends a little before the binary's deadline, so a
+// run short of time fails with the test that was cut, not a panic.
+//
 // # Writing a test
 //
 //	func TestSomething(t *testing.T) {

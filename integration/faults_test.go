@@ -380,6 +380,7 @@ func TestFaultOldMasterKilled(t *testing.T) {
 // states; `upgrade status` must report the truth, and `upgrade rollback` or
 // `upgrade commit` must finish the job.
 func TestFaultOrchestratorKilled(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	for _, tc := range []struct {
 		name   string
 		verb   string // the verb killed: "" is start; commit and rollback run after a start

@@ -19,6 +19,7 @@ import (
 // h3 (batch h3, h4 rolled back, h5, h6 untouched); v3 fixed, the controller
 // killed in batch h3, h4; v3 once more, to the end.
 func TestFleetRollout(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	requireFleetTools(t)
 	ctx := testContext(t)
 	f := newFleet(ctx, t)

@@ -294,6 +294,7 @@ func initdUnderLoad(ctx context.Context, t *testing.T, p *peer, step func(flow f
 // request; and unicorn and gunicorn, which the same script manages through
 // FLAVOR, DIR and STOP_SIGNALS, through start, upgrade, rollback and stop.
 func TestInitScript(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	for _, tc := range []struct {
 		flavor flavor
 		setup  func(*testing.T) *initd

@@ -282,6 +282,7 @@ func (s *sdns) wantStatusText(ctx context.Context, t testing.TB, unit, prefix st
 // load with no failed request; "systemctl stop" then leaves the unit
 // inactive, not failed, with no process of any generation.
 func TestSystemdBatonUpgrade(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	s := bootSystemd(t)
 	ctx := testContext(t)
 	s.installBatonApp(ctx, t)

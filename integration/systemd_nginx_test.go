@@ -84,6 +84,7 @@ exit 1
 // configuration "nginx -t" refuses, ten reloads in a row of either kind,
 // and a broken new release rolled back; stop leaves nothing.
 func TestSystemdNginx(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	s := bootSystemd(t)
 	ctx := testContext(t)
 	s.installNginx(ctx, t)

@@ -102,6 +102,7 @@ func (s *sdns) wantSocketListening(ctx context.Context, t testing.TB, inode uint
 // WatchdogSec= the pings keep the unit alive through a binary upgrade (the
 // new master takes them over) and a hung master is killed and restarted.
 func TestSystemdBatonNotify(t *testing.T) {
+	t.Parallel() // long and self-contained: see doc.go, Time
 	s := bootSystemd(t)
 	ctx := testContext(t)
 	s.installBatonApp(ctx, t)
