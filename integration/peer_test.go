@@ -621,10 +621,28 @@ func (p *peer) dumpLogs(t testing.TB) {
 		if err != nil {
 			continue
 		}
-		s := string(data)
-		if len(s) > 4000 {
-			s = "..." + s[len(s)-4000:]
-		}
-		t.Logf("--- %s:\n%s", l, s)
+		t.Logf("--- %s:\n%s", l, logExcerpt(string(data)))
 	}
+}
+
+// logExcerpt is the last 4000 bytes of a log, and, when the log holds a Go
+// program's crash (a goroutine dump, which the tail alone shows only the
+// end of), the lines that say why it crashed and which goroutine did:
+// "SIGQUIT: quit", "panic: ...", "fatal error: ..." and what follows them.
+func logExcerpt(s string) string {
+	const tail, head = 4000, 1500
+	if len(s) <= tail {
+		return s
+	}
+	out := "..." + s[len(s)-tail:]
+	i := -1
+	for _, mark := range []string{"\npanic: ", "\nfatal error: ", "\nSIGQUIT: ", "\nSIGSEGV: ", "\nSIGABRT: ", "\nunexpected signal"} {
+		if j := strings.Index(s, mark); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+	}
+	if i >= 0 && i < len(s)-tail {
+		out = s[i+1:min(i+1+head, len(s)-tail)] + "\n[...]\n" + out
+	}
+	return out
 }
