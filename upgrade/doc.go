@@ -79,8 +79,10 @@
 //
 // Every master and worker is pinned by identity (pid and start time) before
 // it is signalled, so a recycled pid is never signalled; a pid file whose
-// process started after the file was written, or whose pid the journal
-// knows with another start time, names no master. A new master is pinned
+// pid the journal knows with another start time names no master, nor one
+// whose process, unknown to the journal, started after the file was
+// written (a wall-clock comparison, so the journal's exact identities come
+// first: a clock step must not make its own masters look reused). A new master is pinned
 // when first seen as the old master's child (its title may change when it
 // execs, as unicorn's does) and recorded in the journal at once, and so
 // are its workers as they are seen. A child that has not exec'd since its

@@ -418,6 +418,34 @@ func TestFakeDrainTimeout(t *testing.T) {
 	})
 }
 
+// TestFakeClockStepAfterSpawn: the wall clock stepped forward after the
+// pid files were written (NTP, a VM resumed), so both masters' start times,
+// computed from the clock now, read as later than their files. The journal
+// pins both by pid and start ticks: they are its masters, not reused pids,
+// and the commit goes through (it exited 4 "the pid was reused" in CI).
+func TestFakeClockStepAfterSpawn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeSys(t)
+		if _, err := fakeMachine(t, f).Start(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		// The files' times are the real clock's (synctest's starts in 2000).
+		fi, err := os.Stat(f.pidfile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.mu.Lock()
+		for _, p := range f.procs {
+			p.stat.StartTime = fi.ModTime().Add(time.Hour)
+		}
+		f.mu.Unlock()
+		rep, err := fakeMachine(t, f).Commit(t.Context())
+		if err != nil || rep.State != Committed {
+			t.Fatalf("commit after a clock step: %v, state %s, findings %q", err, rep.State, rep.Findings)
+		}
+	})
+}
+
 func TestFakeRecycledPidNeverSignalled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeSys(t)

@@ -120,17 +120,27 @@ func (m *Machine) inspect(p *PidObs, written time.Time, masters []int) {
 	if st.Zombie() {
 		return
 	}
-	if !written.IsZero() && !st.StartTime.IsZero() && st.StartTime.After(written.Add(reuseSlack)) {
-		p.Err = fmt.Sprintf("pid %d started at %s, after the file was written: the pid was reused", p.PID, st.StartTime.Format(time.RFC3339))
-		return
-	}
+	// The journal's identities (pid and start ticks since boot) are
+	// exact: a pid it pins is its master or a reused pid, and the wall
+	// clock has no say. Only a pid it does not pin is judged by the pid
+	// file's time, which a step of the wall clock (NTP, a VM resumed)
+	// between the write and now shifts against the start time.
+	pinned := false
 	if m.j != nil {
 		for _, id := range []procs.Identity{m.j.Old, m.j.New} {
-			if id.PID == st.PID && id.Start != st.Start {
+			if id.PID != st.PID {
+				continue
+			}
+			if id.Start != st.Start {
 				p.Err = fmt.Sprintf("pid %d was reused: the journal's master %s is gone", p.PID, id)
 				return
 			}
+			pinned = true
 		}
+	}
+	if !pinned && !written.IsZero() && !st.StartTime.IsZero() && st.StartTime.After(written.Add(reuseSlack)) {
+		p.Err = fmt.Sprintf("pid %d started at %s, after the file was written: the pid was reused", p.PID, st.StartTime.Format(time.RFC3339))
+		return
 	}
 	if !m.flavor.Match(st.Cmdline) {
 		p.Err = fmt.Sprintf("pid %d runs %q, not a %s master", p.PID, strings.Join(st.Cmdline, " "), m.flavor.Name)
