@@ -187,13 +187,32 @@ func (p *rollbackPlan) respawn(ctx context.Context, n int) error {
 	}
 	m.step("rollback", "sending %s to old master %d once per missing worker: %d of %d workers", SignalName(fl.Respawn), p.oldID.PID, n, p.want)
 	var last time.Time
+	moved, seen := m.sys.Now(), n
 	return waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
 		mo, err := p.oldMaster()
 		if err != nil {
 			return false, "", err
 		}
 		n := p.have(mo)
+		if n != seen {
+			moved, seen = m.sys.Now(), n
+		}
 		expect := m.j.RespawnBase + m.j.Respawned
+		if last.After(moved) {
+			moved = last
+		}
+		if n < expect && n < p.want && m.sys.Now().Sub(moved) >= respawnLost {
+			// The journal counts a signal before it is sent, so that a
+			// resumed rollback never sends one twice; an orchestrator
+			// killed between the two leaves one counted that never left.
+			// None has taken effect for respawnLost: count from what runs
+			// (one sent late is taken back below with DrainStep).
+			m.j.RespawnBase, m.j.Respawned = n, 0
+			expect = n
+			if err := m.saveJournal(); err != nil {
+				m.warn("journal: %v", err)
+			}
+		}
 		switch {
 		case n < p.want && n >= expect:
 			m.j.Respawned++
@@ -390,6 +409,11 @@ func (m *Machine) awaitDrained(ctx context.Context, oldID procs.Identity, draine
 	}
 	return keep, err
 }
+
+// respawnLost is how long a rollback waits for Respawn signals the journal
+// counts as sent before it takes them for lost (see respawn): several
+// nudgeEvery, for a master busy booting a worker.
+const respawnLost = 5 * nudgeEvery
 
 // nudgeEvery is how long a one-worker signal (TTOU, TTIN) may take effect
 // before it is sent again: standard signals do not queue, so a second one
