@@ -82,6 +82,20 @@ func demoExpect(status int, body []byte) error {
 	return nil
 }
 
+// startBatonUnderLoad installs the demo app's unit with the tests' upgrade
+// options, starts it, and puts load on it (batonLoad) until 20 requests
+// were answered: the main pid it runs as, and the load.
+func (s *sdns) startBatonUnderLoad(ctx context.Context, t *testing.T) (int, *traffic) {
+	t.Helper()
+	s.installBatonApp(ctx, t)
+	s.upgradeOpts(ctx, t, testUpgradeOpts)
+	s.systemctl(ctx, t, "start", batonUnit)
+	pid := s.wantRunning(ctx, t, batonUnit, batonPID)
+	tr := s.batonLoad(ctx, t)
+	tr.progress(ctx, t, 20)
+	return pid, tr
+}
+
 // batonLoad is load on the app from the namespace: keep-alive over TCP on
 // its loopback, a connection per request over the unix socket.
 func (s *sdns) batonLoad(ctx context.Context, t *testing.T) *traffic {
@@ -285,12 +299,7 @@ func TestSystemdBatonUpgrade(t *testing.T) {
 	t.Parallel() // long and self-contained: see doc.go, Time
 	s := bootSystemd(t)
 	ctx := testContext(t)
-	s.installBatonApp(ctx, t)
-	s.upgradeOpts(ctx, t, testUpgradeOpts)
-	s.systemctl(ctx, t, "start", batonUnit)
-	pid := s.wantRunning(ctx, t, batonUnit, batonPID)
-	tr := s.batonLoad(ctx, t)
-	tr.progress(ctx, t, 20)
+	pid, tr := s.startBatonUnderLoad(ctx, t)
 	for i := 1; i <= 11; i++ {
 		s.replaceBaton(t)
 		if !s.binaryReplaced(ctx, t, batonPID, "baton") {
@@ -336,12 +345,7 @@ func TestSystemdBatonUpgrade(t *testing.T) {
 func TestSystemdBatonReload(t *testing.T) {
 	s := bootSystemd(t)
 	ctx := testContext(t)
-	s.installBatonApp(ctx, t)
-	s.upgradeOpts(ctx, t, testUpgradeOpts)
-	s.systemctl(ctx, t, "start", batonUnit)
-	pid := s.wantRunning(ctx, t, batonUnit, batonPID)
-	tr := s.batonLoad(ctx, t)
-	tr.progress(ctx, t, 20)
+	pid, tr := s.startBatonUnderLoad(ctx, t)
 
 	// A new release, the same binary: a configuration reload.
 	s.release(t, "v2", false)
