@@ -43,6 +43,7 @@ var helpers = map[string]func(args []string) int{
 	"socket-holder": helperSocketHolder,
 	"fleet-load":    helperFleetLoad,
 	"fleet-proxy":   helperFleetProxy,
+	"log-worker":    helperLogWorker,
 }
 
 // usedHelpers are the helpers some test starts; TestMain fails a run that
@@ -53,6 +54,7 @@ var usedHelpers = map[string]bool{
 	"socket-holder": true, // TestRollbackSweepSocketActivation
 	"fleet-load":    true, // TestFleetRollout
 	"fleet-proxy":   true, // TestFleetRollout (ssh's ProxyCommand)
+	"log-worker":    true, // TestRunWorkerLogRotate
 }
 
 func TestMain(m *testing.M) {

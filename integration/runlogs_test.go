@@ -2,7 +2,9 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -13,22 +15,34 @@ import (
 	"time"
 )
 
-// runLogsWorker prints numbered lines to stdout and stderr in turn, counts
-// USR1 (which baton passes on) and prints a last line when stopped (TERM).
-// Its sleep ignores both, which baton sends to the whole group: the shell
-// would report a child killed by a signal on its stderr.
-const runLogsWorker = `#!/bin/sh
-u=0 i=0
-trap 'u=$((u+1))' USR1
-trap 'echo "pid=$$ seq=$i usr1=$u last"; exit 0' TERM
-while :; do
-	echo "pid=$$ seq=$i usr1=$u"
-	i=$((i+1))
-	echo "pid=$$ seq=$i usr1=$u" >&2
-	i=$((i+1))
-	(trap '' USR1 TERM; exec sleep 0.01)
-done
-`
+// helperLogWorker is TestRunWorkerLogRotate's worker. Every 10 ms it prints
+// a numbered line, to stdout and stderr in turn; it counts USR1 (which baton
+// passes on to the worker's group) and prints a last line when stopped
+// (TERM). One goroutine does all three, so a signal never lands between a
+// line and its number, and it starts no child: the shell worker it replaces
+// lost both races (a TERM trap between echo and the count repeated a number;
+// a group signal reaching a subshell before its trap ” killed it, and the
+// shell's "Terminated" or "User defined signal 1" landed in the log).
+func helperLogWorker([]string) int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
+	tick := time.NewTicker(10 * time.Millisecond)
+	out := [2]*os.File{os.Stdout, os.Stderr}
+	pid, seq, usr1 := os.Getpid(), 0, 0
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTERM {
+				fmt.Printf("pid=%d seq=%d usr1=%d last\n", pid, seq, usr1)
+				return 0
+			}
+			usr1++
+		case <-tick.C:
+			fmt.Fprintf(out[seq%2], "pid=%d seq=%d usr1=%d\n", pid, seq, usr1)
+			seq++
+		}
+	}
+}
 
 var runLogsLine = regexp.MustCompile(`^pid=(\d+) seq=(\d+) usr1=(\d+)( last)?$`)
 
@@ -71,8 +85,11 @@ func runLogsLines(t *testing.T, path string) map[int][][3]int {
 func TestRunWorkerLogRotate(t *testing.T) {
 	ctx := testContext(t)
 	dir := t.TempDir()
-	worker := filepath.Join(dir, "worker.sh")
-	writeFile(t, worker, runLogsWorker, 0o755)
+	worker, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envHelper, "log-worker")
 	config := filepath.Join(dir, "app.conf")
 	writeFile(t, config, "log-format = json\nworkers = 2\n", 0o644)
 	logFile, workerLog := filepath.Join(dir, "baton.log"), filepath.Join(dir, "workers.log")
