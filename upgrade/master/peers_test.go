@@ -58,11 +58,18 @@ func TestPeers(t *testing.T) {
 			setup: func(t *testing.T, dir string) []string {
 				puma := needPeer(t, "puma")
 				writeFile(t, filepath.Join(dir, "config.ru"), configRU)
-				// Single mode: baton is the master. Only the activated
-				// socket: puma must not bind anything itself.
-				return []string{puma, "--bind-to-activated-sockets", "only", "-w", "0", "-t", "2:4", "--environment", "production", "config.ru"}
+				// The shipped recipe (README, "puma under baton"): single
+				// mode, only the activated sockets, READY=1 once booted,
+				// and the patches of puma 5.6's graceful-stop races, which
+				// answer a keep-alive request with a bare 500.
+				recipe, err := os.ReadFile(filepath.Join("..", "..", "scripts", "puma", "puma.rb"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				writeFile(t, filepath.Join(dir, "puma.rb"), string(recipe))
+				return []string{puma, "-C", filepath.Join(dir, "puma.rb"), "config.ru"}
 			},
-			ready:       "delay:1s",
+			ready:       "notify",
 			workers:     2,
 			deferAccept: 30 * time.Second,
 		},
