@@ -45,6 +45,12 @@ type Options struct {
 	// NOTIFY_SOCKET baton gives it) or "delay:DURATION" (alive that long);
 	// empty means "delay:1s".
 	Ready string
+	// BootNice, when positive, is added to the master's nice value for
+	// every worker until it is ready (at most 19): a generation that boots
+	// while another serves (an upgrade, a reload, a restart) gets the CPU
+	// only after the serving workers. Putting a ready worker back needs
+	// CAP_SYS_NICE (root) or RLIMIT_NICE; without it the option is refused.
+	BootNice int
 	// StopSignal is sent to stop a worker gracefully ("TERM", "SIGQUIT",
 	// "15"); empty means TERM.
 	StopSignal string

@@ -28,6 +28,7 @@ const (
 	EnvEnvFile     = "BATON_ENVFILE"
 	EnvEnvDrop     = "BATON_ENV_DROP"
 	EnvReady       = "BATON_READY"
+	EnvBootNice    = "BATON_BOOT_NICE"
 	EnvStopSignal  = "BATON_STOP_SIGNAL"
 	EnvStopTimeout = "BATON_STOP_TIMEOUT"
 	EnvUser        = "BATON_USER"
@@ -102,6 +103,9 @@ var runOptions = []RunOption{
 	{Name: "ready", Env: EnvReady, Usage: "readiness: notify or delay:DURATION",
 		field: scalar[string]{ptr: func(o *Options) *string { return &o.Ready }, parse: plain, dflt: DefaultReady,
 			ok: func(s string) bool { _, err := parseReady(s); return err == nil }, want: "notify or delay:DURATION"}},
+	{Name: "boot-nice", Env: EnvBootNice, Usage: "nice value added to a worker's until it is ready: the serving workers keep the CPU while new ones boot", about: "off",
+		field: scalar[int]{ptr: func(o *Options) *int { return &o.BootNice }, parse: strconv.Atoi,
+			ok: func(n int) bool { return n >= 0 && n <= maxNice }, want: "a number from 0 to 19"}},
 	{Name: "stop-signal", Env: EnvStopSignal, Usage: "signal that stops a worker gracefully",
 		field: scalar[string]{ptr: func(o *Options) *string { return &o.StopSignal }, parse: plain, dflt: DefaultStopSignal,
 			ok: func(s string) bool { _, err := parseSignal(s); return err == nil }, want: "a signal such as TERM, SIGQUIT or 15"}},
@@ -256,6 +260,7 @@ type config struct {
 	envFile     string
 	envDrop     []string
 	ready       readiness
+	bootNice    int
 	stopSignal  syscall.Signal
 	stopTimeout time.Duration
 	cred        *syscall.Credential
@@ -323,6 +328,7 @@ func loadConfig(opts Options, cwd string) (*config, error) {
 		envFile:     abs(opts.EnvFile),
 		envDrop:     opts.EnvDrop,
 		ready:       ready,
+		bootNice:    opts.BootNice,
 		stopSignal:  stopSignal,
 		stopTimeout: opts.StopTimeout,
 		cred:        cred,

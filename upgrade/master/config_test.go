@@ -32,17 +32,17 @@ func TestRunOptionsTable(t *testing.T) {
 		}
 	}
 	wantNames := []string{"pidfile", "listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
-		"stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file", "config"}
+		"boot-nice", "stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file", "config"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("options %q, want %q", names, wantNames)
 	}
 	wantKeys := []string{"listen", "socket-mode", "defer-accept", "workers", "dir", "envfile", "env-drop", "ready",
-		"stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file"}
+		"boot-nice", "stop-signal", "stop-timeout", "user", "group", "log-file", "log-format", "worker-log-file"}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("config keys %q, want %q", keys, wantKeys)
 	}
 	wantDefaults := map[string]string{"socket-mode": "umask", "defer-accept": "off", "workers": "1", "dir": "current directory",
-		"ready": "delay:1s", "stop-signal": "TERM", "stop-timeout": "10s", "log-format": "text",
+		"ready": "delay:1s", "boot-nice": "off", "stop-signal": "TERM", "stop-timeout": "10s", "log-format": "text",
 		"worker-log-file": "the master's stdout and stderr"}
 	if len(defaults) != len(wantDefaults) {
 		t.Errorf("defaults %q, want %q", defaults, wantDefaults)
@@ -73,6 +73,11 @@ func TestRunOptionSet(t *testing.T) {
 		{name: "defer-accept", value: "-5s"},
 		{name: "stop-timeout", value: "3s", ok: true},
 		{name: "stop-timeout", value: "0s"},
+		{name: "boot-nice", value: "10", ok: true},
+		{name: "boot-nice", value: "19", ok: true},
+		{name: "boot-nice", value: "20"},
+		{name: "boot-nice", value: "-5"},
+		{name: "boot-nice", value: "high"},
 		{name: "ready", value: "delay:2s", ok: true},
 		{name: "ready", value: "notify", ok: true},
 		{name: "ready", value: "later"},

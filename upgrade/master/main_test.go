@@ -131,6 +131,7 @@ type testOpts struct {
 	BackoffMax  time.Duration
 	User, Group string
 	StopSignal  string
+	BootNice    int
 }
 
 // envTestPID names the test process; a master helper that outlives it (a
@@ -166,6 +167,7 @@ func helperMaster() int {
 		PIDFile: o.PIDFile, Listen: o.Listen, SocketMode: o.SocketMode, DeferAccept: o.DeferAccept, Workers: o.Workers, Dir: o.Dir,
 		EnvFile: o.EnvFile, EnvDrop: o.EnvDrop, Ready: o.Ready, StopTimeout: o.StopTimeout,
 		LogFile: o.LogFile, LogFormat: o.LogFormat, WorkerLogFile: o.WorkerLog, Config: o.Config, Command: o.Command, BackoffMax: o.BackoffMax, User: o.User, Group: o.Group, StopSignal: o.StopSignal,
+		BootNice:   o.BootNice,
 		BackoffMin: 20 * time.Millisecond,
 	}
 	if o.LogFile == "" {

@@ -37,6 +37,8 @@ type master struct {
 	lns     []*listener
 	notify  *notifySocket
 	spawner *spawner
+	// baseNice is the master's nice value, which ready workers get (nice.go).
+	baseNice int
 
 	genNum   int
 	gens     []*generation
@@ -281,6 +283,9 @@ func (m *master) setUp() error {
 	}
 	if err := os.Chdir("/"); err != nil { // never pin a release directory
 		return fmt.Errorf("master: chdir /: %w", err)
+	}
+	if m.baseNice, err = threadNice(); err != nil {
+		return fmt.Errorf("master: nice value: %w", err)
 	}
 	m.spawner = newSpawner()
 	m.log.Info("master started", "pid", pid, "pidfile", m.cfg.pidfile, "binary", m.binary,

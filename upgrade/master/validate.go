@@ -28,6 +28,9 @@ func validate(c *config, envFrozen bool) error {
 	if err := checkDir(c.dir); err != nil {
 		errs = append(errs, err)
 	}
+	if err := checkBootNice(c.bootNice); err != nil {
+		errs = append(errs, err)
+	}
 	if c.envFile != "" && !envFrozen {
 		if _, err := readEnvFile(c.envFile); err != nil {
 			errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))

@@ -66,6 +66,7 @@ type worker struct {
 	cmd      *exec.Cmd
 	state    workerState
 	started  time.Time
+	nice     int           // the nice value it started at (nice.go)
 	timers   []*time.Timer // readiness delay, kill escalation
 	stopSent syscall.Signal
 	// leaderGone: the worker process exited (unreaped, see isolate.go) in
@@ -92,12 +93,20 @@ type spawner struct {
 
 type spawnReq struct {
 	cmd  *exec.Cmd
-	done chan error
+	nice int // the worker's nice value, inherited from the spawner thread
+	done chan spawnResult
+}
+
+type spawnResult struct {
+	err     error // the worker did not start
+	niceErr error // it started, but not at the nice value asked for
 }
 
 // neverUnlockThread names why the spawner goroutine keeps its thread locked
 // until the master is done: unlocking would let the runtime reuse or retire
-// the forking thread and fire the workers' Pdeathsig.
+// the forking thread and fire the workers' Pdeathsig. (A locked thread also
+// never clones the runtime's other threads, so its nice value, see nice.go,
+// stays its own.)
 type neverUnlockThread struct{}
 
 func newSpawner() *spawner {
@@ -106,19 +115,27 @@ func newSpawner() *spawner {
 	go func() {
 		runtime.LockOSThread()
 		var _ neverUnlockThread // the thread exits with the goroutine, after the workers
+		cur, curErr := threadNice()
 		close(started)
 		for r := range s.reqs {
-			r.done <- r.cmd.Start()
+			var res spawnResult
+			if curErr != nil || r.nice != cur {
+				if res.niceErr = setThreadNice(r.nice); res.niceErr == nil {
+					cur, curErr = r.nice, nil
+				}
+			}
+			res.err = r.cmd.Start()
+			r.done <- res
 		}
 	}()
 	<-started
 	return s
 }
 
-// start starts cmd on the spawner thread.
-func (s *spawner) start(cmd *exec.Cmd) error {
-	done := make(chan error, 1)
-	s.reqs <- spawnReq{cmd: cmd, done: done}
+// start starts cmd on the spawner thread at nice value nice.
+func (s *spawner) start(cmd *exec.Cmd, nice int) spawnResult {
+	done := make(chan spawnResult, 1)
+	s.reqs <- spawnReq{cmd: cmd, nice: nice, done: done}
 	return <-done
 }
 
@@ -175,6 +192,7 @@ func (m *master) spawn(s *slot) {
 	env, err := m.workerEnv(s)
 	var cmd *exec.Cmd
 	var stdout, stderr *os.File
+	var nice int
 	started := func(bool) {}
 	if err == nil {
 		stdout, stderr, started, err = m.logs.workerStdio()
@@ -204,7 +222,11 @@ func (m *master) spawn(s *slot) {
 				Setpgid:    true, // a group of its own, signalled as one (isolate.go)
 			},
 		}
-		err = m.spawner.start(cmd)
+		nice = bootNiceOf(m.baseNice, m.cfg.bootNice)
+		res := m.spawner.start(cmd, nice)
+		if err = res.err; err == nil && res.niceErr != nil {
+			m.log.Warn("worker starts at the spawner's nice value", "nice", nice, "err", res.niceErr)
+		}
 		started(err == nil)
 	}
 	if err != nil {
@@ -213,7 +235,7 @@ func (m *master) spawn(s *slot) {
 		m.scheduleRestart(s)
 		return
 	}
-	w := &worker{slot: s, pid: cmd.Process.Pid, cmd: cmd, state: stStarting, started: time.Now()}
+	w := &worker{slot: s, pid: cmd.Process.Pid, cmd: cmd, state: stStarting, started: time.Now(), nice: nice}
 	s.w = w
 	m.workers[w.pid] = w
 	m.log.Info("worker started", "generation", s.gen.num, "worker", s.index, "pid", w.pid, "dir", m.cfg.dir)
@@ -269,6 +291,11 @@ func (m *master) workerReady(w *worker) {
 	}
 	w.state = stReady
 	w.slot.fails = 0
+	if w.nice != m.baseNice {
+		if err := renice(w.pid, m.baseNice); err != nil {
+			m.log.Warn("worker keeps its boot nice value", "pid", w.pid, "nice", m.baseNice, "err", err)
+		}
+	}
 	m.log.Info("worker ready", "generation", w.slot.gen.num, "worker", w.slot.index, "pid", w.pid)
 	m.checkReady()
 }
