@@ -24,13 +24,17 @@ var (
 // goneError says that pid has exited. It matches both ErrGone and
 // fs.ErrNotExist with errors.Is.
 type goneError struct {
-	pid    int
-	zombie bool
+	pid      int
+	zombie   bool
+	released bool // reaped, its /proc entry still readable for a moment
 }
 
 func (e *goneError) Error() string {
 	if e.zombie {
 		return fmt.Sprintf("procs: pid %d: process is gone (zombie, not yet reaped)", e.pid)
+	}
+	if e.released {
+		return fmt.Sprintf("procs: pid %d: process is gone (reaped, being released)", e.pid)
 	}
 	return fmt.Sprintf("procs: pid %d: process is gone", e.pid)
 }

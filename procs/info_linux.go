@@ -155,6 +155,9 @@ func readParsed[T any](d procDir, name string, parse func([]byte) (T, error)) (T
 		return zero, err
 	}
 	v, err := parse(b)
+	if errors.Is(err, ErrGone) {
+		return zero, err
+	}
 	if err != nil {
 		return zero, fmt.Errorf("procs: parse %s: %w", d.path(name), err)
 	}
@@ -176,6 +179,9 @@ func readStat(pid int) (Stat, error) {
 		return Stat{}, err
 	}
 	st, err := parseStat(b)
+	if errors.Is(err, ErrGone) {
+		return Stat{}, err
+	}
 	if err != nil {
 		return Stat{}, fmt.Errorf("procs: parse %s: %w", name, err)
 	}

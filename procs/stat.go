@@ -106,6 +106,12 @@ func parseStat(b []byte) (Stat, error) {
 	if !ok || ppid > maxPID { // 0 for init and kernel threads
 		return Stat{}, fmt.Errorf("%w: ppid %q", errMalformed, fields[1])
 	}
+	if fields[2] == "-1" && fields[3] == "-1" {
+		// do_task_stat leaves pgrp and session at -1 (and ppid at 0) when
+		// it cannot lock the task's signal handlers: the process is being
+		// released, after its parent reaped it.
+		return Stat{}, &goneError{pid: int(pid), released: true}
+	}
 	group, ok := parseDecimal(fields[2])
 	if !ok || group > maxPID { // 0 for kernel threads
 		return Stat{}, fmt.Errorf("%w: pgrp %q", errMalformed, fields[2])

@@ -2,6 +2,7 @@ package procs
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -67,6 +68,7 @@ func TestParseStat(t *testing.T) {
 		{"no trailing newline", strings.TrimSuffix(realStat, "\n"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "cat"}},
 		{"forked, not execed", strings.Replace(realStat, " -1 4194304 ", " -1 4194368 ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194368, State: 'R', Start: 83237, Comm: "cat"}},
 		{"empty", "", Stat{}},
+		{"released", "30363 (churn) X 0 -1 -1 0 -1 4194368 1 2 3 4 5 6 7 8 20 0 1 0 83237 1 2 3\n", Stat{}},
 		{"no comm", "1 S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2\n", Stat{}},
 		{"unclosed comm", "1 (cat S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2\n", Stat{}},
 		{"pid zero", strings.Replace(realStat, "22148", "0", 1), Stat{}},
@@ -92,6 +94,12 @@ func TestParseStat(t *testing.T) {
 				}
 				if !strings.HasPrefix(err.Error(), "procs: ") {
 					t.Errorf("error %q lacks the package prefix", err)
+				}
+				// A task being released (do_task_stat could not lock it)
+				// is gone, not malformed: a read of a child's stat file
+				// racing its reap must not fail the caller.
+				if gone := errors.Is(err, ErrGone); gone != (tc.name == "released") {
+					t.Errorf("error %q: matches ErrGone %v", err, gone)
 				}
 				return
 			}
