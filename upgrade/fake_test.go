@@ -55,6 +55,16 @@ type fakeSys struct {
 	// onUpgrade, when set, runs (with mu held) once a new master nu and
 	// its workers are spawned.
 	onUpgrade func(nu int)
+	// restartsWorkers: a master that stopped its workers on WINCH starts
+	// them again by itself when its new master dies, one now and one
+	// restartGap later, as nginx forks them one by one (ngx_reap_children
+	// sets ngx_restart when it is not accepting); noaccepting holds the
+	// masters that stopped their workers on WINCH.
+	restartsWorkers bool
+	restartGap      time.Duration
+	noaccepting     map[int]bool
+	// newDiesOnWinch: the new master dies as the old one acts on WINCH.
+	newDiesOnWinch bool
 
 	// target, when set, makes masters unicorn-like (fake_counting_test.go):
 	// pid → worker_processes; busy: workers that finish a request this long
@@ -121,6 +131,15 @@ func (f *fakeSys) kill(pid int) {
 		if data, _ := os.ReadFile(f.pidfile + ".oldbin"); strings.TrimSpace(string(data)) == strconv.Itoa(parent.stat.PID) {
 			os.Rename(f.pidfile+".oldbin", f.pidfile)
 		}
+		if ppid := parent.stat.PID; f.restartsWorkers && f.noaccepting[ppid] {
+			delete(f.noaccepting, ppid)
+			f.spawn(ppid, "nginx: worker process", true)
+			time.AfterFunc(f.restartGap, func() {
+				f.mu.Lock()
+				defer f.mu.Unlock()
+				f.spawn(ppid, "nginx: worker process", true)
+			})
+		}
 	}
 }
 
@@ -175,6 +194,17 @@ func (f *fakeSys) signal(pid int, sig syscall.Signal) {
 		if !f.ignoreWinch {
 			for _, c := range f.children(pid) {
 				if f.procs[c].workers {
+					f.kill(c)
+				}
+			}
+			if f.noaccepting == nil {
+				f.noaccepting = map[int]bool{}
+			}
+			f.noaccepting[pid] = true
+		}
+		if f.newDiesOnWinch {
+			for _, c := range f.children(pid) {
+				if !f.procs[c].workers {
 					f.kill(c)
 				}
 			}
@@ -444,6 +474,48 @@ func TestFakeClockStepAfterSpawn(t *testing.T) {
 			t.Fatalf("commit after a clock step: %v, state %s, findings %q", err, rep.State, rep.Findings)
 		}
 	})
+}
+
+// TestFakeNewMasterDiesAfterDrain: the new master dies after the old one
+// stopped its workers. nginx then restarts them by itself, one fork after
+// the other; a HUP from the rollback now would make it read its
+// configuration on disk again (the new release's: TestFaultNewMasterKilled
+// saw nginx serve the new version after a rollback that HUPed it between
+// its two forks). So the rollback waits and sends nothing. A master that
+// restarts nothing (a WINCH that reached it after its new master died)
+// gets HUP after all, once nothing moved for nudgeEvery.
+func TestFakeNewMasterDiesAfterDrain(t *testing.T) {
+	for _, restarts := range []bool{true, false} {
+		t.Run(fmt.Sprintf("restarts=%v", restarts), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := newFakeSys(t)
+				f.restartsWorkers, f.restartGap = restarts, 50*time.Millisecond
+				f.newDiesOnWinch = true
+				old := f.pidOf(t)
+				start := time.Now()
+				rep, err := fakeMachine(t, f).Start(t.Context())
+				if !errors.Is(err, ErrRolledBack) || rep.State != RolledBack {
+					t.Fatalf("start: %v, state %s, want rolled back", err, rep.State)
+				}
+				hup := slices.Contains(f.signalsTo(old), "HUP")
+				took := time.Since(start)
+				switch {
+				case restarts && hup:
+					t.Errorf("old master %d got HUP while restarting its workers itself: %v", old, f.signalsTo(old))
+				case !restarts && !hup:
+					t.Errorf("old master %d without workers got no HUP: %v", old, f.signalsTo(old))
+				case !restarts && took < nudgeEvery:
+					t.Errorf("HUP after %v, want it only after %v without movement", took, nudgeEvery)
+				}
+				f.mu.Lock()
+				n := len(f.workersOf(old))
+				f.mu.Unlock()
+				if n != 2 {
+					t.Errorf("old master has %d workers after the rollback, want 2", n)
+				}
+			})
+		})
+	}
 }
 
 func TestFakeRecycledPidNeverSignalled(t *testing.T) {

@@ -23,6 +23,13 @@ func (m *Machine) running(id procs.Identity) (procs.Stat, bool) {
 	return st, true
 }
 
+// reaped reports whether the process id is gone from the process table:
+// not even a zombie left, so its parent has waited for it.
+func (m *Machine) reaped(id procs.Identity) bool {
+	st, err := m.sys.Info(id.PID)
+	return (err != nil && gone(err)) || (err == nil && st.Identity() != id)
+}
+
 // runs reports whether the process id still runs (not a zombie).
 func (m *Machine) runs(id procs.Identity) bool {
 	_, ok := m.running(id)

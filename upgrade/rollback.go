@@ -160,6 +160,14 @@ func (p *rollbackPlan) restoreWorkers(ctx context.Context) error {
 		}
 		n = p.have(mo)
 	}
+	if n < p.want && fl.RespawnsWorkers && p.newID.PID != 0 && !m.runs(p.newID) {
+		if n, err = p.awaitSelfRestore(ctx, n); err != nil {
+			return err
+		}
+		if n < p.want {
+			m.warn("old master %d did not restart its workers itself within %s of reaping the new master; sending %s, with which it reads its configuration again", p.oldID.PID, nudgeEvery, SignalName(fl.Respawn))
+		}
+	}
 	if n < p.want {
 		if err := p.respawn(ctx, n); err != nil {
 			return err
@@ -167,6 +175,45 @@ func (p *rollbackPlan) restoreWorkers(ctx context.Context) error {
 	}
 	m.step("rollback", "old master %d has its workers back", p.oldID.PID)
 	return nil
+}
+
+// awaitSelfRestore waits for an old master that restarts its workers by
+// itself once its new master is gone (the flavor's RespawnsWorkers) to do
+// so, and returns how many it has. Respawn would no longer mean "bring the
+// workers back" then: nginx's HUP without a new binary re-reads the
+// configuration on disk, which may be the new release's
+// (TestFaultNewMasterKilled/nginx served the new version after its
+// rollback), and a baton master's starts a generation from it. The master
+// restarts its workers as it reaps the new one; if the count is still
+// short nudgeEvery after the reap without moving (a Drain that reached the
+// master after the new one died stops its workers with nothing to restart
+// them), it returns and the caller sends Respawn after all.
+func (p *rollbackPlan) awaitSelfRestore(ctx context.Context, n int) (int, error) {
+	m := p.m
+	m.step("rollback", "new master %d is gone: waiting for old master %d to restart its workers itself: %d of %d workers", p.newID.PID, p.oldID.PID, n, p.want)
+	var since time.Time // when the new master was seen reaped or the count last moved
+	seen := n
+	err := waitFor(ctx, m.opts.SpawnTimeout, nil, func() (bool, string, error) {
+		mo, err := p.oldMaster()
+		if err != nil {
+			return false, "", err
+		}
+		if n = p.have(mo); n >= p.want {
+			return true, "", nil
+		}
+		if !m.reaped(p.newID) {
+			return false, fmt.Sprintf("old master %d has not reaped new master %d yet", p.oldID.PID, p.newID.PID), nil
+		}
+		now := m.sys.Now()
+		if since.IsZero() || n != seen {
+			since, seen = now, n
+		}
+		if now.Sub(since) >= nudgeEvery {
+			return true, "", nil
+		}
+		return false, fmt.Sprintf("old master %d has %d of %d workers", p.oldID.PID, n, p.want), nil
+	})
+	return n, err
 }
 
 // respawn sends Respawn until the old master has its workers back. Where
