@@ -45,6 +45,9 @@ type benchServer struct {
 	argv    []string
 	env     []string
 	tb      testing.TB
+	// orchCPU adds up the CPU time of the `baton upgrade` processes that
+	// benchCycleBaton ran (their rusage).
+	orchCPU time.Duration
 }
 
 // url is the server's root URL.
@@ -329,6 +332,13 @@ func benchWaitGone(ctx context.Context, pid int, limit time.Duration) error {
 // benchBatonEnv runs the baton binary with env added to its environment
 // and returns its exit code and output.
 func benchBatonEnv(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string) {
+	code, out, _ := benchBatonCPU(ctx, tb, env, args...)
+	return code, out
+}
+
+// benchBatonCPU is benchBatonEnv that also returns the CPU time (user and
+// system) the process used.
+func benchBatonCPU(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string, time.Duration) {
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -336,17 +346,23 @@ func benchBatonEnv(ctx context.Context, tb testing.TB, env []string, args ...str
 	cmd.WaitDelay = 10 * time.Second
 	waited, err := startManaged(cmd)
 	if err != nil {
-		return -1, err.Error()
+		return -1, err.Error(), 0
 	}
 	err = <-waited
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		}
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
-		return ee.ExitCode(), out.String()
+		return ee.ExitCode(), out.String(), cpu
 	}
 	if err != nil {
-		return -1, out.String() + err.Error()
+		return -1, out.String() + err.Error(), cpu
 	}
-	return 0, out.String()
+	return 0, out.String(), cpu
 }
 
 // benchKill sends sig to pid, treating a gone process as done.
@@ -397,7 +413,8 @@ func benchCycleBaton(ctx context.Context, s *benchServer) (time.Duration, error)
 		env = append(env, "BATON_PROFILE="+prof)
 	}
 	begin := time.Now()
-	code, out := benchBatonEnv(ctx, s.tb, env, "upgrade", "start", "--pidfile", s.pidfile, "--commit", "--verify-for", "0", "--check", s.url())
+	code, out, cpu := benchBatonCPU(ctx, s.tb, env, "upgrade", "start", "--pidfile", s.pidfile, "--commit", "--verify-for", "0", "--check", s.url())
+	s.orchCPU += cpu
 	if code != 0 {
 		return 0, fmt.Errorf("baton upgrade start --commit: exit %d:\n%s", code, out)
 	}

@@ -33,11 +33,11 @@ func expectGeneration(status int, body []byte) error {
 
 // pumaRecipe is the documented way to run puma under baton (README, "puma
 // under baton"): the shipped scripts/puma/puma.rb (single mode, the
-// activated sockets only, READY=1 from puma's on_booted) with --ready notify
-// and --defer-accept.
+// activated sockets only, READY=1 from puma's on_booted) with --ready notify,
+// --defer-accept and --boot-nice.
 func pumaRecipe(pidfile, addr, dir string) []string {
 	return []string{"run", "--pidfile", pidfile, "--listen", addr, "--workers", "2",
-		"--ready", "notify", "--defer-accept", "30s", "--dir", dir, "--stop-timeout", "10s",
+		"--ready", "notify", "--defer-accept", "30s", "--boot-nice", "10", "--dir", dir, "--stop-timeout", "10s",
 		"--", "/usr/bin/puma", "-C", filepath.Join(dir, "puma.rb"), "config.ru"}
 }
 

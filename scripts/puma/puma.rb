@@ -2,7 +2,7 @@
 # each of its workers. Use with:
 #
 #   baton run --pidfile /run/app.pid --listen 127.0.0.1:8080 --workers 2 \
-#     --ready notify --defer-accept 30s --dir /srv/app/current -- \
+#     --ready notify --defer-accept 30s --boot-nice 10 --dir /srv/app/current -- \
 #     puma -C /etc/baton/puma.rb
 #
 # See the README, "puma under baton".
