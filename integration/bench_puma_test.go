@@ -21,9 +21,10 @@ const benchPumaClients = 64
 
 // newPumaServer prepares puma with 2 workers × 4 threads: "puma-cluster"
 // is puma's own cluster mode, "puma-recipe" the README's recipe under baton
-// run (scripts/puma/puma.rb, --ready notify, --defer-accept 30s), and
-// "puma-recipe-no-defer" the same without --defer-accept, the control that
-// shows what it fixes.
+// run (scripts/puma/puma.rb, --ready notify, --defer-accept 30s,
+// --boot-nice 10), and "puma-recipe-no-defer" and "puma-recipe-no-nice" the
+// same without one of the two options, the controls that show what each
+// does.
 func newPumaServer(tb testing.TB, kind string) *benchServer {
 	tb.Helper()
 	benchNeed(tb, "puma")
