@@ -329,15 +329,9 @@ func benchWaitGone(ctx context.Context, pid int, limit time.Duration) error {
 	}
 }
 
-// benchBatonEnv runs the baton binary with env added to its environment
-// and returns its exit code and output.
-func benchBatonEnv(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string) {
-	code, out, _ := benchBatonCPU(ctx, tb, env, args...)
-	return code, out
-}
-
-// benchBatonCPU is benchBatonEnv that also returns the CPU time (user and
-// system) the process used.
+// benchBatonCPU runs the baton binary with env added to its environment
+// and returns its exit code, its output and the CPU time (user and system)
+// it used.
 func benchBatonCPU(ctx context.Context, tb testing.TB, env []string, args ...string) (int, string, time.Duration) {
 	cmd := exec.CommandContext(ctx, batonBin, args...)
 	var out bytes.Buffer
