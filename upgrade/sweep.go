@@ -76,8 +76,9 @@ const (
 // rollback's sweep may stop it. It may stop a process of the new
 // generation: a descendant of one of its masters (g.roots), a process the
 // journal pinned as the new generation's (g.pinned) that is still the same
-// identity, or a descendant of one; or an orphan titled as a worker that
-// started after the upgrade signal (g.since). It never chooses PID 1, the
+// identity, or a descendant of one; or an orphan titled as a worker (or
+// still as the master that forked it) that started after the upgrade
+// signal (g.since). It never chooses PID 1, the
 // orchestrator or its ancestors, the old master, its ancestors or its
 // descendants outside the new generation's masters, nor a holder whose
 // ancestry it cannot read through. Holders missing from tree (gone) or
@@ -133,8 +134,19 @@ func (t lineage) judge(st procs.Stat, g generations) (sweep, old bool, why strin
 		return false, false, "its ancestry cannot be read"
 	case pinned:
 		return true, false, "pinned in the journal as the new generation's"
-	case !g.since.IsZero() && !st.StartTime.Before(g.since.Add(-tick)) && st.Role() == procs.RoleWorker:
+	case g.since.IsZero() || st.StartTime.Before(g.since.Add(-tick)):
+	case st.Role() == procs.RoleWorker:
 		return true, false, "an orphaned worker started by the upgrade"
+	case st.Role() == procs.RoleMaster:
+		// A master forks its workers under its own title, which each
+		// changes a moment later (nginx in ngx_worker_process_cycle):
+		// a worker forked just before its new master died is an orphan
+		// still titled as a master. The old master's own forks are its
+		// children (lineOld), and a new master is the old master's child
+		// (lineNew) while the old one lives, which a rollback needs: a
+		// master-titled orphan holding the listeners that started after
+		// the upgrade signal can only come from a new master that died.
+		return true, false, "an orphaned worker started by the upgrade, not yet retitled"
 	}
 	return false, false, "outside both generations"
 }

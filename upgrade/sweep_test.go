@@ -28,7 +28,9 @@ import (
 //	├── 124 nginx: worker process, started after the new master
 //	├── 125 nginx: worker process, started before the new master
 //	├── 128 pinned, its parent 129 younger than itself (pid reused)
-//	└── 130 pinned, its parent 131 unreadable
+//	├── 130 pinned, its parent 131 unreadable
+//	├── 132 nginx: master process (a worker not yet retitled), after the new master
+//	└── 133 nginx: master process, started before the new master
 func sweepTree() lineage {
 	t := lineage{}
 	add := func(pid, ppid int, start uint64, cmd string) {
@@ -54,6 +56,8 @@ func sweepTree() lineage {
 	add(128, 129, 500, "app")
 	add(129, 1, 9999, "reused")
 	add(130, 131, 510, "app")
+	add(132, 1, 475, "nginx: master process /usr/sbin/nginx")
+	add(133, 1, 260, "nginx: master process /usr/sbin/nginx")
 	return t
 }
 
@@ -94,6 +98,8 @@ func TestChooseSweep(t *testing.T) {
 		{name: "pinned-pid-other-start", holder: 122, g: gone, want: false},
 		{name: "titled-worker-older-than-new-master", holder: 125, g: gone, want: false},
 		{name: "titled-orphan-no-upgrade-signal-recorded", holder: 124, g: unsigned, want: false},
+		{name: "master-titled-orphan-older-than-new-master", holder: 133, g: gone, want: false},
+		{name: "master-titled-orphan-no-upgrade-signal-recorded", holder: 132, g: unsigned, want: false},
 		{name: "pinned-parent-reused", holder: 128, g: gone, want: false},
 		{name: "pinned-parent-unreadable", holder: 130, g: gone, want: false},
 		{name: "pinned-ignored-without-journal", holder: 120, g: generations{old: live.old, self: 41}, want: false},
@@ -105,6 +111,10 @@ func TestChooseSweep(t *testing.T) {
 		{name: "child-of-pinned-orphan", holder: 127, g: gone, want: true},
 		{name: "titled-orphan-of-gone-new-master", holder: 124, g: gone, want: true},
 		{name: "titled-orphan-while-new-master-runs", holder: 124, g: live, want: true},
+		// A worker forked just before its new master died, still under
+		// the master's title (TestFaultNewMasterKilled/nginx left two
+		// such serving the new version).
+		{name: "master-titled-orphan-of-gone-new-master", holder: 132, g: gone, want: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tree := sweepTree()
