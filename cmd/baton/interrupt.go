@@ -24,9 +24,10 @@ type interrupts struct {
 	// Hard is cancelled at the second: the verb stops at once.
 	Hard context.Context
 
-	mu   sync.Mutex
-	got  []string
-	stop func()
+	mu       sync.Mutex
+	got      []string
+	finished bool // the verb has returned: what arrives now interrupts nothing
+	stop     func()
 }
 
 // watchInterrupts starts watching; Stop ends it. Each signal is reported
@@ -51,9 +52,18 @@ func watchInterrupts(parent context.Context, errw io.Writer, verb string) *inter
 				return
 			case s := <-ch:
 				in.mu.Lock()
-				in.got = append(in.got, signalName(s))
+				finished := in.finished
+				if !finished {
+					in.got = append(in.got, signalName(s))
+				}
 				n := len(in.got)
 				in.mu.Unlock()
+				if finished {
+					// Still caught, so that it does not kill the process
+					// before it reports what the verb did.
+					fmt.Fprintf(errw, "baton: %s: arrived after %s had finished; ignored\n", signalName(s), verb)
+					continue
+				}
 				if n == 1 {
 					fmt.Fprintf(errw, "baton: %s: %s aborts safely (the old generation keeps serving); send it again to stop at once\n", signalName(s), verb)
 					cancelSoft()
@@ -67,10 +77,13 @@ func watchInterrupts(parent context.Context, errw io.Writer, verb string) *inter
 	return in
 }
 
-// Signals lists the interrupt signals received, in order.
-func (in *interrupts) Signals() []string {
+// Finish lists the interrupt signals received, in order, and makes any
+// later one a no-op, reported as such: the verb has returned, and its
+// report (which lists these) must agree with what stderr said.
+func (in *interrupts) Finish() []string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.finished = true
 	return append([]string(nil), in.got...)
 }
 

@@ -291,8 +291,8 @@ func runMachine(c *cli.Context, opts upgrade.Options, verb func(*upgrade.Machine
 		return withCode(exitCode(err, false), err)
 	}
 	rep, err := verb(m, in.Soft)
-	if rep != nil {
-		rep.Interrupted = in.Signals()
+	if got := in.Finish(); rep != nil {
+		rep.Interrupted = got
 	}
 	if prof != nil {
 		if perr := prof.stop(rep); perr != nil {
