@@ -336,9 +336,20 @@ func TestFaultNewMasterKilled(t *testing.T) {
 		}
 		p.owner.adopt(newPID)
 		sendSignal(t, newPID, syscall.SIGKILL)
-		b.wait(t).wantCode(t, 1)
+		r := b.wait(t)
+		r.wantCode(t, 1)
 		p.wantRolledBack(ctx, t, old, newPID)
-		p.finish(ctx, t, tr, "v1", old, "v1")
+		want := "v1"
+		if p.flavor == flavorNginx && strings.Contains(r.Stderr, "with which it reads its configuration again") {
+			// nginx handled the WINCH after reaping the killed new master
+			// (both in one pass of its loop, reap first): it stopped its
+			// workers and forgot its new binary, and then nothing but
+			// HUP, a reconfiguration from nginx.conf on disk (the v2
+			// release's, which holds the version), brings workers back.
+			// baton sends it only once no restart came, and says so.
+			want = "v2"
+		}
+		p.finish(ctx, t, tr, want, old, "v1")
 	})
 }
 
