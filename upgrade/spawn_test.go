@@ -2,6 +2,7 @@ package upgrade
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,6 +126,52 @@ func TestSpawnProbe(t *testing.T) {
 				if err != nil || j == nil || j.New.PID != tc.pinned {
 					t.Errorf("journal on disk %+v (%v), want new master %d", j, err, tc.pinned)
 				}
+			}
+		})
+	}
+}
+
+// TestSpawnProbeTookBack: the pid file with its inode unchanged but its
+// ctime moved since USR2, and no .oldbin of that inode, reads as "renamed
+// away and back: the new master came and went". One look is not enough (it
+// was wrong twice in CI, just before the rename came): the picture must
+// hold for backConfirm with no new master below the old one.
+func TestSpawnProbeTookBack(t *testing.T) {
+	old := mo(100, 1, 2)
+	starting := mo(100, 1, 2)
+	starting.ChildMasters = []int{200}
+	for _, tc := range []struct {
+		name string
+		obs  *MasterObs
+		err  bool
+	}{
+		{name: "confirmed", obs: old, err: true},
+		{name: "a-new-master-runs", obs: starting, err: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := probeMachine(t, "nginx", old)
+			now := time.Now()
+			m.sys.Now = func() time.Time { return now }
+			pidfile := m.opts.Pidfile
+			writeFileAtomic(pidfile, "100\n")
+			before := stampOf(pidfile)
+			time.Sleep(20 * time.Millisecond)
+			// Renamed away and back: the inode stays, its ctime moves.
+			if err := os.Rename(pidfile, pidfile+".oldbin"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(pidfile+".oldbin", pidfile); err != nil {
+				t.Fatal(err)
+			}
+			w := &spawnWait{m: m, old: old, want: 2, before: before, deadline: now.Add(time.Minute)}
+			o := Observation{Main: file("app.pid", tc.obs)}
+			if _, reason, err := w.probe(t.Context(), o); err != nil || !strings.Contains(reason, "confirming") {
+				t.Fatalf("first look: %q, %v; want it to wait for confirmation", reason, err)
+			}
+			now = now.Add(backConfirm)
+			_, reason, err := w.probe(t.Context(), o)
+			if got := err != nil && strings.Contains(err.Error(), "took "+pidfile+" back"); got != tc.err {
+				t.Fatalf("look after %v: %q, %v; want the new master taken for dead: %v", backConfirm, reason, err, tc.err)
 			}
 		})
 	}

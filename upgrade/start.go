@@ -285,7 +285,17 @@ type spawnWait struct {
 	seen  procs.Identity
 	cands []procs.Identity
 	nu    *MasterObs // the new master, once ready
+	// backAt is when a look first saw the pid file back with the old
+	// master (notAside); zero while it is not.
+	backAt time.Time
 }
+
+// backConfirm is how long the pid file must stay back with the old master,
+// with no new master below it, before the spawn takes the new master for
+// dead: one look has shown the file's inode changed beside its unchanged
+// name and no .oldbin yet, just before the rename came (nginx in
+// TestUpgrade/nginx/cycles, the fake in TestOldMasterDoesNotRestorePidfile).
+const backConfirm = 250 * time.Millisecond
 
 // probe looks at one observation: done once the new master is ready (w.nu),
 // a reason while it is not, an error when either master died or the new one
@@ -363,15 +373,36 @@ func (w *spawnWait) notAside(o Observation) (bool, string, error) {
 			// Renamed to .oldbin and back: a new master came and went
 			// between two looks. (Not while .oldbin is the same inode: a
 			// master that renames by link(2) and unlink(2), as package
-			// pidfile does, shows both names at once.)
-			return false, "", fmt.Errorf("the new master died: master %d took %s back", w.old.ID.PID, pidfile)
+			// pidfile does, shows both names at once.) Only once it
+			// holds for backConfirm with no new master below the old one:
+			// a single look has been wrong.
+			at := w.m.sys.Now()
+			if w.backAt.IsZero() {
+				w.backAt = at
+			}
+			if at.Sub(w.backAt) >= backConfirm && !hasChildMaster(o, w.old.ID) {
+				return false, "", fmt.Errorf("the new master died: master %d took %s back", w.old.ID.PID, pidfile)
+			}
+			return false, fmt.Sprintf("%s names the old master again; confirming", pidfile), nil
 		}
+		w.backAt = time.Time{}
 		return false, fmt.Sprintf("%s still names the old master: %s not renamed yet%s", pidfile, oldPath, w.ignoredHint()), nil
 	}
 	if !m.runs(w.old.ID) {
 		return false, "", fmt.Errorf("the old master %s died", w.old.ID)
 	}
 	return false, fmt.Sprintf("%s does not name the old master %d", oldPath, w.old.ID.PID), nil
+}
+
+// hasChildMaster reports whether a look saw the master id with a child
+// master (a new master still running below it).
+func hasChildMaster(o Observation, id procs.Identity) bool {
+	for _, p := range []PidObs{o.Main, o.Aside} {
+		if p.Master != nil && p.Master.ID == id && len(p.Master.ChildMasters) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // ready is the probe once the new master's pid file names it: its workers,
