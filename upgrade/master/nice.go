@@ -3,8 +3,12 @@
 package master
 
 import (
+	"bytes"
 	"fmt"
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -39,8 +43,45 @@ func setThreadNice(n int) error { return unix.Setpriority(unix.PRIO_PROCESS, 0, 
 func bootNiceOf(base, increment int) int { return min(base+increment, maxNice) }
 
 // renice sets the nice value of every thread of every process in the
-// process group pgid.
-func renice(pgid, n int) error { return unix.Setpriority(unix.PRIO_PGRP, pgid, n) }
+// process group pgid. A thread being created while setpriority(2) walks
+// the group can be missed (it copied its creator's value before it was
+// listed: TestBootNice in CI), so the leader's threads are read back and
+// the call repeated until they all have it; a thread created after that
+// copies the new value.
+func renice(pgid, n int) error {
+	for range 10 {
+		if err := unix.Setpriority(unix.PRIO_PGRP, pgid, n); err != nil {
+			return err
+		}
+		if threadsAt(pgid, n) {
+			return nil
+		}
+	}
+	return fmt.Errorf("threads of process group %d keep missing nice %d", pgid, n)
+}
+
+// threadsAt reports whether every thread of pid runs at nice value n
+// (field 19 of /proc/PID/task/TID/stat); a gone process or thread counts
+// as done.
+func threadsAt(pid, n int) bool {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	want := strconv.Itoa(n)
+	for _, e := range ents {
+		data, err := os.ReadFile(dir + e.Name() + "/stat")
+		i := bytes.LastIndexByte(data, ')')
+		if err != nil || i < 0 {
+			continue
+		}
+		if f := strings.Fields(string(data[i+1:])); len(f) > 16 && f[16] != want {
+			return false
+		}
+	}
+	return true
+}
 
 // checkBootNice checks that this process may put a ready worker back to
 // its own nice value: lowering a nice value needs CAP_SYS_NICE or a high
