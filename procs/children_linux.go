@@ -153,8 +153,12 @@ func taskNames(d procDir) ([]string, error) {
 // longer pid's (the list changed while it was read). The live ones are
 // returned; zombies are left out.
 func confirmChildren(pid int, pids []int) (out []Stat, changed bool, err error) {
+	boot, err := bootTime()
+	if err != nil {
+		return nil, false, err
+	}
 	for _, n := range pids {
-		full, err := Info(n)
+		full, err := brief(n, boot)
 		if errors.Is(err, ErrGone) {
 			return nil, true, nil // reaped since it was listed
 		}
@@ -178,6 +182,10 @@ func childrenByScan(pid int) ([]Stat, error) {
 	if err != nil {
 		return nil, err
 	}
+	boot, err := bootTime()
+	if err != nil {
+		return nil, err
+	}
 	var out []Stat
 	for _, n := range pids {
 		st, err := readStat(n)
@@ -190,7 +198,7 @@ func childrenByScan(pid int) ([]Stat, error) {
 		if st.PPID != pid || st.Zombie() {
 			continue
 		}
-		full, err := Info(n)
+		full, err := brief(n, boot)
 		if errors.Is(err, ErrGone) {
 			continue
 		}

@@ -80,7 +80,9 @@
 // second (its children move to the tail of a thread already read). The
 // masters baton drives fork from threads that live as long as they do
 // (nginx, unicorn and gunicorn masters have one; Go ends a thread only when
-// a goroutine locked to it exits), and the waits look again.
+// a goroutine locked to it exits), and the waits look again. Each child is
+// read in two files (stat and cmdline), not Info's five: a look at a master
+// with 64 workers reads every one of them.
 //
 // # Process events
 //

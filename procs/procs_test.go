@@ -542,6 +542,17 @@ func testChildren(t *testing.T) {
 		if k.PPID != h.cmd.Process.Pid || len(k.Cmdline) == 0 {
 			t.Errorf("child %d: ppid %d cmdline %q", k.PID, k.PPID, k.Cmdline)
 		}
+		// The start time is Info's; UID, Exe and Cwd are left to Info.
+		full, err := Info(k.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !k.StartTime.Equal(full.StartTime) && k.StartTime.Sub(full.StartTime).Abs() > time.Millisecond || k.Start != full.Start {
+			t.Errorf("child %d: start %d at %v, Info says %d at %v", k.PID, k.Start, k.StartTime, full.Start, full.StartTime)
+		}
+		if k.Exe != "" || k.Cwd != "" || full.Exe == "" {
+			t.Errorf("child %d: Children's exe %q cwd %q, Info's exe %q", k.PID, k.Exe, k.Cwd, full.Exe)
+		}
 	}
 	// Oldest first: the helper started them in the order it printed them.
 	if !slices.Equal(got, want) {
