@@ -61,15 +61,18 @@ type PidObs struct {
 
 // MasterObs is what is observed about one live master.
 type MasterObs struct {
-	ID           procs.Identity   `json:"identity"`
-	PPID         int              `json:"ppid"`
-	UID          int              `json:"uid"`
-	Flavor       string           `json:"flavor,omitempty"`
-	Binary       string           `json:"binary"`
-	BinaryGone   bool             `json:"binary_replaced,omitempty"`
-	Dir          string           `json:"dir"`
-	Cmdline      []string         `json:"cmdline"`
-	Workers      []int            `json:"workers"`
+	ID         procs.Identity `json:"identity"`
+	PPID       int            `json:"ppid"`
+	UID        int            `json:"uid"`
+	Flavor     string         `json:"flavor,omitempty"`
+	Binary     string         `json:"binary"`
+	BinaryGone bool           `json:"binary_replaced,omitempty"`
+	Dir        string         `json:"dir"`
+	Cmdline    []string       `json:"cmdline"`
+	Workers    []int          `json:"workers"`
+	// WorkerIDs are the identities of Workers, in the same order, as the
+	// look read them: what pins them needs no second read.
+	WorkerIDs    []procs.Identity `json:"-"`
 	ChildMasters []int            `json:"child_masters"`
 	Listeners    []procs.Listener `json:"listeners"`
 

@@ -176,11 +176,11 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 			// before its exec, which still shows this master's title (a
 			// baton worker before its trampoline runs, a gunicorn worker
 			// before it retitles itself). A new master always execs.
-			mo.Workers = append(mo.Workers, k.PID)
+			mo.addWorker(k)
 		case slices.Contains(masters, k.PID) || k.Role() == procs.RoleMaster || k.Role() == procs.RoleUnknown && (m.childIsMaster(k) || m.execedChild(k, mo.Listeners)):
 			mo.ChildMasters = append(mo.ChildMasters, k.PID)
 		default:
-			mo.Workers = append(mo.Workers, k.PID)
+			mo.addWorker(k)
 		}
 	}
 	if m.flavor.StatusFile {
@@ -189,6 +189,12 @@ func (m *Machine) master(st procs.Stat, masters []int) *MasterObs {
 		}
 	}
 	return mo
+}
+
+// addWorker adds k to the master's workers.
+func (mo *MasterObs) addWorker(k procs.Stat) {
+	mo.Workers = append(mo.Workers, k.PID)
+	mo.WorkerIDs = append(mo.WorkerIDs, k.Identity())
 }
 
 // childIsMaster tells a new master from a worker whose title says neither.

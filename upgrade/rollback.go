@@ -128,7 +128,7 @@ func (p *rollbackPlan) oldMaster() (*MasterObs, error) {
 // have counts the old master's workers: new ones, and drained ones up to keep.
 func (p *rollbackPlan) have(mo *MasterObs) int {
 	fresh, old := 0, 0
-	for _, id := range p.m.workerIDs(mo.Workers) {
+	for _, id := range mo.WorkerIDs {
 		if slices.Contains(p.drained, id) {
 			old++
 		} else {
@@ -338,12 +338,11 @@ func (p *rollbackPlan) stopNew(ctx context.Context) error {
 			p.unconfirmed = true
 			return nil
 		}
-		kids := m.master(st, []int{p.oldID.PID}).Workers
+		workers = m.master(st, []int{p.oldID.PID}).WorkerIDs
 		// Pinned with everything below them before the stop: what
 		// outlives it (a worker's child that left its process group) is
 		// still known to the sweep as the new generation's.
-		m.pinNewGeneration(kids, true)
-		workers = m.workerIDs(kids)
+		m.pinNewGeneration(workers, true)
 	}
 	m.step("rollback", "stopping new master %d (%s, then %s, then %s, %v apart)", p.newID.PID, SignalName(fl.Stop), SignalName(fl.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
 	if err := m.stop(ctx, p.newID, workers); err != nil {

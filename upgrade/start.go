@@ -408,7 +408,7 @@ func hasChildMaster(o Observation, id procs.Identity) bool {
 // ready is the probe once the new master's pid file names it: its workers,
 // the old master's listeners, its status, then the checks.
 func (w *spawnWait) ready(ctx context.Context, nm *MasterObs) (bool, string, error) {
-	w.m.pinNewGeneration(nm.Workers, false)
+	w.m.pinNewGeneration(nm.WorkerIDs, false)
 	if len(nm.Workers) < w.want {
 		return false, fmt.Sprintf("new master %d has %d of %d workers", nm.ID.PID, len(nm.Workers), w.want), nil
 	}
@@ -463,7 +463,7 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 		return nil
 	}
 	floor := fl.Floor(m.sys.Facts(old.ID.PID))
-	last, err := m.awaitDrain(ctx, old, floor)
+	last, err := m.awaitDrain(ctx, old, m.j.DrainedWorkers, floor)
 	if err != nil {
 		// After a timeout the ones that did not go are there to stay; after
 		// anything else they are on their way out, down to the floor.
@@ -482,10 +482,10 @@ func (m *Machine) drain(ctx context.Context, old *MasterObs) error {
 	return nil
 }
 
-// awaitDrain waits until the old master's workers are gone, or hold still
-// at floor, sending DrainStep one worker at a time where the flavor has
-// one. It returns the last count seen.
-func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, floor int) (int, error) {
+// awaitDrain waits until the old master's workers (drained, pinned) are
+// gone, or hold still at floor, sending DrainStep one worker at a time
+// where the flavor has one. It returns the last count seen.
+func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, drained []procs.Identity, floor int) (int, error) {
 	fl := m.flavor
 	sent := SignalName(fl.Drain)
 	if fl.DrainStep != 0 {
@@ -495,7 +495,7 @@ func (m *Machine) awaitDrain(ctx context.Context, old *MasterObs, floor int) (in
 	// one, with polling as the fallback for workers that appear late.
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wake := m.wakeOnExit(wctx, m.workerIDs(old.Workers))
+	wake := m.wakeOnExit(wctx, drained)
 	m.step("drain", "sent %s to master %d; %d workers to stop within %v", sent, old.ID.PID, len(old.Workers), m.opts.DrainTimeout)
 	last := len(old.Workers)
 	step := nudger{now: m.sys.Now}
@@ -556,7 +556,7 @@ func (m *Machine) verify(ctx context.Context, nu *MasterObs) error {
 	if v.New == nil || v.New.ID != nu.ID {
 		return fmt.Errorf("after verify the state is %s: %s", v.State, strings.Join(v.Findings, "; "))
 	}
-	m.pinNewGeneration(v.New.Workers, false)
+	m.pinNewGeneration(v.New.WorkerIDs, false)
 	m.step("verify", "new generation healthy for %v (%d check rounds)", m.opts.VerifyFor, runs)
 	return nil
 }

@@ -315,7 +315,7 @@ func (m *Machine) sweepMaster(ctx context.Context, oldID, id procs.Identity) err
 	if !ok {
 		return nil
 	}
-	workers := m.workerIDs(m.master(st, []int{oldID.PID}).Workers)
+	workers := m.master(st, []int{oldID.PID}).WorkerIDs
 	m.step("rollback", "stopping %d, a child of old master %d that is none of its workers and holds its listeners (%s, then %s, then %s, %v apart)", id.PID, oldID.PID, SignalName(m.flavor.Stop), SignalName(m.flavor.Terminate), SignalName(ForceKill), m.opts.StopTimeout)
 	if err := m.stop(ctx, id, workers); err != nil {
 		return fmt.Errorf("stop %d: %w", id.PID, err)
@@ -323,16 +323,23 @@ func (m *Machine) sweepMaster(ctx context.Context, oldID, id procs.Identity) err
 	return nil
 }
 
-// pinNewGeneration pins, in the journal, the new master's workers pids and
-// (with deep) everything below them, for a sweep after the new master is
-// gone. Identities no longer running are dropped; a failed write is a
+// pinNewGeneration pins, in the journal, the new master's workers (as a
+// look saw them) and (with deep) everything below them, for a sweep after
+// the new master is gone. Pinned identities that no longer run are
+// dropped (those the look saw need no second read); a failed write is a
 // warning.
-func (m *Machine) pinNewGeneration(pids []int, deep bool) {
-	ids := m.workerIDs(pids)
+func (m *Machine) pinNewGeneration(workers []procs.Identity, deep bool) {
+	ids := slices.Clone(workers)
 	if deep {
+		pids := make([]int, len(workers))
+		for i, id := range workers {
+			pids[i] = id.PID
+		}
 		ids = append(ids, m.descendants(pids)...)
 	}
-	kept := slices.DeleteFunc(slices.Clone(m.j.NewWorkers), func(id procs.Identity) bool { return !m.runs(id) })
+	kept := slices.DeleteFunc(slices.Clone(m.j.NewWorkers), func(id procs.Identity) bool {
+		return !slices.Contains(workers, id) && !m.runs(id)
+	})
 	changed := len(kept) != len(m.j.NewWorkers)
 	for _, id := range ids {
 		if !slices.Contains(kept, id) {
