@@ -217,6 +217,47 @@ func TestWaitFor(t *testing.T) {
 			}
 		})
 	})
+	// Events faster than the looks: a look that took d is not followed by
+	// the next one before d has passed, so the looks take at most half a
+	// CPU; a quick look is repeated at once.
+	for _, tc := range []struct {
+		name      string
+		look, gap time.Duration
+	}{
+		{"slow-looks-leave-as-long-idle", 10 * time.Millisecond, 10 * time.Millisecond},
+		{"quick-looks-at-once", idleMin / 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				wake := make(chan struct{}, 1)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				go func() { // an event whenever the last was taken
+					for ctx.Err() == nil {
+						select {
+						case wake <- struct{}{}:
+						case <-ctx.Done():
+						}
+					}
+				}()
+				var starts, ends []time.Time
+				err := waitFor(ctx, time.Minute, wake, func() (bool, string, error) {
+					starts = append(starts, time.Now())
+					time.Sleep(tc.look)
+					ends = append(ends, time.Now())
+					return len(starts) == 20, "not yet", nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 1; i < len(starts); i++ {
+					if gap := starts[i].Sub(ends[i-1]); gap != tc.gap {
+						t.Fatalf("look %d began %v after look %d ended, want %v", i, gap, i-1, tc.gap)
+					}
+				}
+			})
+		})
+	}
 	t.Run("cancelled", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())

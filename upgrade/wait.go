@@ -16,15 +16,23 @@ const (
 )
 
 // waitFor calls cond until it returns done, an error, or timeout passes.
-// It re-checks at once when wake receives, and otherwise after a backoff
-// growing from pollMin to pollMax. A timeout is an error wrapping
-// ErrTimeout with the last reason cond gave; a done ctx wraps ctx.Err().
+// It re-checks when wake receives, and otherwise after a backoff growing
+// from pollMin to pollMax. A timeout is an error wrapping ErrTimeout with
+// the last reason cond gave; a done ctx wraps ctx.Err().
+//
+// A wake re-checks at once if cond's last call took less than idleMin;
+// otherwise not before as long again has passed since it returned. Events
+// can come faster than a look takes (a master forking 64 workers wakes
+// the spawn wait at each fork, and each look reads every child): looking
+// back to back would take a whole CPU from the processes it waits for.
+// This way the looks take at most half of one.
 func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, cond func() (done bool, reason string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	delay := pollMin
 	var reason string
 	for {
+		began := time.Now()
 		done, why, err := cond()
 		if err != nil {
 			return err
@@ -32,20 +40,45 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 		if done {
 			return nil
 		}
+		ended := time.Now()
+		took := ended.Sub(began)
 		reason = why
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if ctx.Err() == context.DeadlineExceeded {
-				return &timeoutError{after: timeout, reason: reason}
-			}
-			return fmt.Errorf("%s: %w", reason, ctx.Err())
+			return waitEnded(ctx, timeout, reason)
 		case <-wake:
 			t.Stop()
+			if rest := took - time.Since(ended); took >= idleMin && rest > 0 && !sleepCtx(ctx, rest) {
+				return waitEnded(ctx, timeout, reason)
+			}
 		case <-t.C:
 			delay = min(delay*2, pollMax)
 		}
+	}
+}
+
+// idleMin is the shortest look after which a wake waits as long again.
+const idleMin = 2 * time.Millisecond
+
+// waitEnded is waitFor's error once ctx is done.
+func waitEnded(ctx context.Context, timeout time.Duration, reason string) error {
+	if ctx.Err() == context.DeadlineExceeded {
+		return &timeoutError{after: timeout, reason: reason}
+	}
+	return fmt.Errorf("%s: %w", reason, ctx.Err())
+}
+
+// sleepCtx sleeps for d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
