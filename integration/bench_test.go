@@ -750,15 +750,17 @@ func benchServerStarter(ctx context.Context, b *testing.B, s *benchServer) {
 // (from the first signal until only the new generation serves) with steady
 // state, for puma's own USR2 hot restart, for the same puma under `baton
 // run` upgraded by `baton upgrade start --commit`, and for nginx upgraded
-// by the same command. Load: new connection per request, unpaced. Metrics
-// in milliseconds, and the ratio of the window's p99 to the steady p99
+// by the same command, and for nginx upgraded by the polled floor's
+// procedure (benchCyclePolled: nginx's own cost of the window, without
+// baton's). Load: new connection per request, unpaced. Metrics in
+// milliseconds, and the ratio of the window's p99 to the steady p99
 // (targets for baton: at most 1.5 for puma, 1.2 for nginx).
 func BenchmarkUpgradeLatency(b *testing.B) {
-	for _, kind := range []string{"puma", "puma-baton", "nginx"} {
+	for _, kind := range []string{"puma", "puma-baton", "nginx", "nginx-polled"} {
 		b.Run(kind, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(testContext(b), 5*time.Minute)
 			defer cancel()
-			s := newBenchServer(b, kind)
+			s := newBenchServer(b, strings.TrimSuffix(kind, "-polled"))
 			s.mustStart(ctx)
 			opts := load.Options{Target: s.url(), Concurrency: benchConcurrency, Mode: load.NewConn, Timeout: 10 * time.Second}
 
@@ -777,9 +779,12 @@ func BenchmarkUpgradeLatency(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if kind == "puma" {
+				switch kind {
+				case "puma":
 					err = benchPumaHotRestart(ctx, s)
-				} else {
+				case "nginx-polled":
+					_, err = benchCyclePolled(ctx, s)
+				default:
 					_, err = benchCycleBaton(ctx, s)
 				}
 				res := run.Stop()
