@@ -253,6 +253,22 @@ func bootTime() (time.Time, error) {
 }
 
 func info(pid int) (Stat, error) {
+	boot, err := bootTime()
+	if err != nil {
+		return Stat{}, err
+	}
+	return readInfo(pid, boot, true)
+}
+
+// brief is info without UID, Exe and Cwd: what telling a master's
+// children apart needs (stat: parent, state, flags, start; the command
+// line: the title). It reads two files of the five. boot is bootTime's
+// answer, read once for all the children of one call.
+func brief(pid int, boot time.Time) (Stat, error) { return readInfo(pid, boot, false) }
+
+// readInfo reads pid's stat and command line, and with full its status
+// (UID), exe and cwd.
+func readInfo(pid int, boot time.Time, full bool) (Stat, error) {
 	d, err := openProcDir(pid)
 	if err != nil {
 		return Stat{}, err
@@ -262,30 +278,14 @@ func info(pid int) (Stat, error) {
 	if err != nil {
 		return Stat{}, err
 	}
-	boot, err := bootTime()
-	if err != nil {
-		return Stat{}, err
-	}
 	st.StartTime = ticksToWall(boot, st.Start)
-
-	if st.UID, err = readParsed(d, "status", parseStatusUID); err != nil {
-		return Stat{}, err
+	if full {
+		if err := d.owner(&st); err != nil {
+			return Stat{}, err
+		}
 	}
-
-	// exe and cwd are unreadable for zombies and kernel threads (ENOENT) and
-	// for other users' processes without CAP_SYS_PTRACE (EACCES): leave them
-	// empty, as documented on Stat. A process that went away is caught by
-	// the cmdline read below, which fails then instead of reading empty.
-	if target, err := d.readlink("exe"); err == nil {
-		st.Exe, st.ExeDeleted = cutDeleted(target)
-	} else if !linkUnreadable(err) {
-		return Stat{}, err
-	}
-	if target, err := d.readlink("cwd"); err == nil {
-		st.Cwd, st.CwdDeleted = cutDeleted(target)
-	} else if !linkUnreadable(err) {
-		return Stat{}, err
-	}
+	// Last: a process that went away is caught here, where the read fails
+	// instead of reading empty as exe and cwd do.
 	cmdline, err := d.read("cmdline")
 	if err != nil {
 		return Stat{}, err
@@ -294,27 +294,26 @@ func info(pid int) (Stat, error) {
 	return st, nil
 }
 
-// brief is info without UID, Exe and Cwd: what telling a master's
-// children apart needs (stat: parent, state, flags, start; the command
-// line: the title). It reads two files of the five. boot is bootTime's
-// answer, read once for all the children of one call.
-func brief(pid int, boot time.Time) (Stat, error) {
-	d, err := openProcDir(pid)
-	if err != nil {
-		return Stat{}, err
+// owner reads st's UID, Exe and Cwd. exe and cwd are unreadable for
+// zombies and kernel threads (ENOENT) and for other users' processes
+// without CAP_SYS_PTRACE (EACCES): they are left empty, as documented on
+// Stat.
+func (d procDir) owner(st *Stat) error {
+	var err error
+	if st.UID, err = readParsed(d, "status", parseStatusUID); err != nil {
+		return err
 	}
-	defer d.close()
-	st, err := d.stat()
-	if err != nil {
-		return Stat{}, err
+	if target, err := d.readlink("exe"); err == nil {
+		st.Exe, st.ExeDeleted = cutDeleted(target)
+	} else if !linkUnreadable(err) {
+		return err
 	}
-	st.StartTime = ticksToWall(boot, st.Start)
-	cmdline, err := d.read("cmdline")
-	if err != nil {
-		return Stat{}, err
+	if target, err := d.readlink("cwd"); err == nil {
+		st.Cwd, st.CwdDeleted = cutDeleted(target)
+	} else if !linkUnreadable(err) {
+		return err
 	}
-	st.Cmdline = splitCmdline(cmdline)
-	return st, nil
+	return nil
 }
 
 func linkUnreadable(err error) bool {
