@@ -136,12 +136,7 @@ func readChildrenFiles(d procDir) (tids []string, pids []int, ok bool, err error
 
 // taskNames lists the thread ids of d's process, sorted.
 func taskNames(d procDir) ([]string, error) {
-	t, err := d.sub("task")
-	if err != nil {
-		return nil, err
-	}
-	defer t.close()
-	names, err := t.names()
+	names, err := d.subNames("task")
 	if err != nil {
 		return nil, err
 	}

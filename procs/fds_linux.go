@@ -141,12 +141,7 @@ type fdSocket struct {
 // while the list is built is left out; the process may be gone then, which
 // the caller checks if it matters.
 func (d procDir) sockets() ([]fdSocket, error) {
-	fdDir, err := d.sub("fd")
-	if err != nil {
-		return nil, err
-	}
-	defer fdDir.close()
-	names, err := fdDir.names()
+	names, err := d.subNames("fd")
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +151,7 @@ func (d procDir) sockets() ([]fdSocket, error) {
 		if !ok {
 			continue
 		}
-		link, err := fdDir.readlink(name)
+		link, err := d.readlink("fd/" + name)
 		if errors.Is(err, ErrGone) {
 			continue // ENOENT: closed since the directory was read
 		}

@@ -75,28 +75,33 @@ func (d procDir) sub(name string) (procDir, error) {
 	return procDir{pid: d.pid, fd: fd, name: d.path(name)}, nil
 }
 
-// names lists the directory.
+// names lists the directory, once (it reads from the descriptor's
+// offset), through getdents(2) directly for the reason of read.
 func (d procDir) names() ([]string, error) {
-	// Read a duplicate: closing the *os.File closes its descriptor.
-	fd, err := unix.FcntlInt(uintptr(d.fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("procs: dup %s: %w", d.name, err)
+	buf := make([]byte, 8192)
+	var names []string
+	for {
+		n, err := unix.Getdents(d.fd, buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return nil, d.pathError("readdir", ".", err)
+		case n == 0:
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
-	f := os.NewFile(uintptr(fd), d.name)
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, d.pathError("readdir", ".", unwrapPathError(err))
-	}
-	return names, nil
 }
 
-func unwrapPathError(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
+// subNames lists the directory name below d.
+func (d procDir) subNames(name string) ([]string, error) {
+	t, err := d.sub(name)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	defer t.close()
+	return t.names()
 }
 
 // pathError maps errno to a goneError when the process went away.

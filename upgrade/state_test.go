@@ -217,18 +217,31 @@ func TestWaitFor(t *testing.T) {
 			}
 		})
 	})
-	// Events faster than the looks: a look that took d is not followed by
-	// the next one before d has passed, so the looks take at most half a
-	// CPU; a quick look is repeated at once.
+	// Events faster than the looks: a look that used d of CPU is not
+	// followed by the next one before d has passed, so the looks take at
+	// most half a CPU; a quick look, or a long one that was mostly waiting
+	// for a CPU (starved), is repeated at once.
 	for _, tc := range []struct {
 		name      string
 		look, gap time.Duration
+		starved   bool
 	}{
-		{"slow-looks-leave-as-long-idle", 10 * time.Millisecond, 10 * time.Millisecond},
-		{"quick-looks-at-once", idleMin / 2, 0},
+		{"slow-looks-leave-as-long-idle", 10 * time.Millisecond, 10 * time.Millisecond, false},
+		{"quick-looks-at-once", idleMin / 2, 0, false},
+		{"starved-looks-at-once", 10 * time.Millisecond, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
+				// The looks below sleep: their fake time stands for CPU
+				// time, or for none when starved.
+				start := time.Now()
+				defer func(f func() time.Duration) { cpuTime = f }(cpuTime)
+				cpuTime = func() time.Duration {
+					if tc.starved {
+						return 0
+					}
+					return time.Since(start)
+				}
 				wake := make(chan struct{}, 1)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -20,19 +21,22 @@ const (
 // from pollMin to pollMax. A timeout is an error wrapping ErrTimeout with
 // the last reason cond gave; a done ctx wraps ctx.Err().
 //
-// A wake re-checks at once if cond's last call took less than idleMin;
-// otherwise not before as long again has passed since it returned. Events
-// can come faster than a look takes (a master forking 64 workers wakes
-// the spawn wait at each fork, and each look reads every child): looking
-// back to back would take a whole CPU from the processes it waits for.
-// This way the looks take at most half of one.
+// A wake re-checks at once if cond's last call used less than idleMin of
+// CPU time; otherwise not before as much time again has passed since it
+// returned. Events can come faster than a look takes (a master forking 64
+// workers wakes the spawn wait at each fork, and each look reads every
+// child): looking back to back would take a whole CPU from the processes
+// it waits for. This way the looks take at most half of one. CPU time,
+// not wall time: a look starved of CPU by those processes (64 Go programs
+// booting at once) lasts long but costs little, and waiting as long again
+// would only make the wait late.
 func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, cond func() (done bool, reason string, err error)) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	delay := pollMin
 	var reason string
 	for {
-		began := time.Now()
+		began := cpuTime()
 		done, why, err := cond()
 		if err != nil {
 			return err
@@ -40,8 +44,7 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 		if done {
 			return nil
 		}
-		ended := time.Now()
-		took := ended.Sub(began)
+		took, ended := cpuTime()-began, time.Now()
 		reason = why
 		t := time.NewTimer(delay)
 		select {
@@ -59,8 +62,20 @@ func waitFor(ctx context.Context, timeout time.Duration, wake <-chan struct{}, c
 	}
 }
 
-// idleMin is the shortest look after which a wake waits as long again.
+// idleMin is the least CPU time of a look after which a wake waits as
+// long again.
 const idleMin = 2 * time.Millisecond
+
+// cpuTime is the CPU time the process has used (user and system): the
+// waits' goroutines are most of what it does while it waits. A variable
+// for tests.
+var cpuTime = func() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // waitEnded is waitFor's error once ctx is done.
 func waitEnded(ctx context.Context, timeout time.Duration, reason string) error {
