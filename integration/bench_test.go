@@ -756,11 +756,11 @@ func benchServerStarter(ctx context.Context, b *testing.B, s *benchServer) {
 // milliseconds, and the ratio of the window's p99 to the steady p99
 // (targets for baton: at most 1.5 for puma, 1.2 for nginx).
 func BenchmarkUpgradeLatency(b *testing.B) {
-	for _, kind := range []string{"puma", "puma-baton", "nginx", "nginx-polled"} {
+	for _, kind := range []string{"puma", "puma-baton", "nginx", "nginx-polled", "nginx-nice"} {
 		b.Run(kind, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(testContext(b), 5*time.Minute)
 			defer cancel()
-			s := newBenchServer(b, strings.TrimSuffix(kind, "-polled"))
+			s := newBenchServer(b, strings.TrimSuffix(strings.TrimSuffix(kind, "-polled"), "-nice"))
 			s.mustStart(ctx)
 			opts := load.Options{Target: s.url(), Concurrency: benchConcurrency, Mode: load.NewConn, Timeout: 10 * time.Second}
 
@@ -784,6 +784,8 @@ func BenchmarkUpgradeLatency(b *testing.B) {
 					err = benchPumaHotRestart(ctx, s)
 				case "nginx-polled":
 					_, err = benchCyclePolled(ctx, s)
+				case "nginx-nice":
+					err = benchCycleNice(ctx, s)
 				default:
 					_, err = benchCycleBaton(ctx, s)
 				}
@@ -818,6 +820,56 @@ func BenchmarkUpgradeLatency(b *testing.B) {
 			b.ReportMetric(float64(failed)/float64(b.N), "failed/cycle")
 		})
 	}
+}
+
+// benchCycleNice is benchCycleBaton with the new generation booting at
+// nice 10: the old master is reniced before the upgrade (its fork, the new
+// master, and the new master's workers inherit it), and the new master
+// and its workers are set back to 0 as soon as it has them all, before
+// baton drains the old ones (an experiment: how much of the window's p99
+// is the new master's boot competing with the workers).
+func benchCycleNice(ctx context.Context, s *benchServer) error {
+	old, err := readPid(s.pidfile)
+	if err != nil {
+		return err
+	}
+	if err := unix.Setpriority(unix.PRIO_PROCESS, old, 10); err != nil {
+		return fmt.Errorf("renice old master %d: %w", old, err)
+	}
+	restored := make(chan error, 1)
+	go func() {
+		restored <- benchPoll(ctx, 30*time.Second, "new master with workers", func() bool {
+			nu, err := readPid(s.pidfile)
+			if err != nil || nu == old {
+				return false
+			}
+			kids := benchChildPIDs(nu)
+			if len(kids) < s.workers {
+				return false
+			}
+			for _, pid := range append(kids, nu) {
+				_ = unix.Setpriority(unix.PRIO_PROCESS, pid, 0)
+			}
+			return true
+		})
+	}()
+	_, err = benchCycleBaton(ctx, s)
+	return errors.Join(err, <-restored)
+}
+
+// benchChildPIDs lists pid's children from /proc/PID/task/*/children.
+func benchChildPIDs(pid int) []int {
+	var out []int
+	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		for _, field := range strings.Fields(string(data)) {
+			if n, err := strconv.Atoi(field); err == nil {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // benchPumaHotRestart sends USR2 to puma (single mode: it re-execs itself on
