@@ -122,15 +122,25 @@ func (d procDir) open(name string) (*os.File, error) {
 }
 
 func (d procDir) read(name string) ([]byte, error) {
-	// Raw system calls: an *os.File would ask the poller to take the
-	// descriptor (which /proc files refuse) and stat it, three more
-	// calls per file, and the looks read a few dozen files each.
-	fd, err := unix.Openat(d.fd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	b, op, err := readAt(d.fd, name)
 	if err != nil {
-		return nil, d.pathError("open", name, err)
+		return nil, d.pathError(op, name, err)
+	}
+	return b, nil
+}
+
+// readAt reads the file name (relative to the directory dirfd, or
+// absolute) whole, with raw system calls: an *os.File would ask the
+// poller to take the descriptor (which /proc files refuse) and stat it,
+// three more calls per file, and the looks read a few dozen files each,
+// a scan of /proc one per process. op names the call that failed.
+func readAt(dirfd int, name string) (b []byte, op string, err error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, "open", err
 	}
 	defer unix.Close(fd)
-	b := make([]byte, 0, 512)
+	b = make([]byte, 0, 512)
 	for {
 		if len(b) == cap(b) {
 			b = slices.Grow(b, cap(b))
@@ -140,9 +150,9 @@ func (d procDir) read(name string) ([]byte, error) {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
-			return nil, d.pathError("read", name, err)
+			return nil, "read", err
 		case n == 0:
-			return b, nil
+			return b, "", nil
 		}
 		b = b[:len(b)+n]
 	}
@@ -190,12 +200,12 @@ func readStat(pid int) (Stat, error) {
 		return Stat{}, fmt.Errorf("procs: invalid pid %d", pid)
 	}
 	name := "/proc/" + strconv.Itoa(pid) + "/stat"
-	b, err := os.ReadFile(name)
+	b, op, err := readAt(unix.AT_FDCWD, name)
 	if err != nil {
 		if isGoneErrno(err) {
 			return Stat{}, &goneError{pid: pid}
 		}
-		return Stat{}, err
+		return Stat{}, &fs.PathError{Op: op, Path: name, Err: err}
 	}
 	st, err := parseStat(b)
 	if errors.Is(err, ErrGone) {
