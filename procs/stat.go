@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -28,6 +29,7 @@ type Stat struct {
 	Group      int    // process group id (field 5): a process that called setpgid(2) or setsid(2) leads its own
 	Session    int    // session id (field 6): a daemon that called setsid(2) leads its own
 	Flags      uint32 // the kernel's PF_* flags (field 9); see Forked
+	Nice       int    // nice value (field 19), -20 to 19; a thread's own in /proc/PID/task/TID/stat
 	UID        int    // real uid
 	Start      uint64
 	StartTime  time.Time // wall-clock start, accurate to a clock tick
@@ -57,7 +59,8 @@ func (s Stat) Forked() bool { return s.Flags&pfForkNoExec != 0 }
 func (s Stat) Zombie() bool { return s.State == 'Z' }
 
 // ParseStat parses the contents of /proc/PID/stat. It fills PID, Comm, State,
-// PPID, Group, Session, Flags and Start and leaves the other fields zero.
+// PPID, Group, Session, Flags, Nice and Start and leaves the other fields
+// zero.
 //
 // The command name (field 2) is printed between parentheses without any
 // escaping and may itself hold spaces, parentheses and even newlines (a
@@ -124,6 +127,10 @@ func parseStat(b []byte) (Stat, error) {
 	if !ok || flags > 1<<32-1 {
 		return Stat{}, fmt.Errorf("%w: flags %q", errMalformed, fields[6])
 	}
+	nice, err := strconv.Atoi(fields[16])
+	if err != nil || nice < -20 || nice > 19 {
+		return Stat{}, fmt.Errorf("%w: nice %q", errMalformed, fields[16])
+	}
 	start, ok := parseDecimalU64(fields[19])
 	if !ok {
 		return Stat{}, fmt.Errorf("%w: starttime %q", errMalformed, fields[19])
@@ -135,6 +142,7 @@ func parseStat(b []byte) (Stat, error) {
 		Group:   group,
 		Session: session,
 		Flags:   uint32(flags),
+		Nice:    nice,
 		Start:   start,
 		Comm:    s[open+1 : end],
 	}, nil

@@ -67,6 +67,8 @@ func TestParseStat(t *testing.T) {
 		{"init", "1 (systemd) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2 1 2 3\n", Stat{PID: 1, PPID: 0, Group: 1, Session: 1, Flags: 4194560, State: 'S', Start: 2, Comm: "systemd"}},
 		{"no trailing newline", strings.TrimSuffix(realStat, "\n"), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Start: 83237, Comm: "cat"}},
 		{"forked, not execed", strings.Replace(realStat, " -1 4194304 ", " -1 4194368 ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194368, State: 'R', Start: 83237, Comm: "cat"}},
+		{"niced", strings.Replace(realStat, " 20 0 1 0 83237 ", " 30 10 1 0 83237 ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Nice: 10, Start: 83237, Comm: "cat"}},
+		{"negative nice", strings.Replace(realStat, " 20 0 1 0 83237 ", " 0 -20 1 0 83237 ", 1), Stat{PID: 22148, PPID: 22143, Group: 22143, Session: 6393, Flags: 4194304, State: 'R', Nice: -20, Start: 83237, Comm: "cat"}},
 		{"empty", "", Stat{}},
 		{"released", "30363 (churn) X 0 -1 -1 0 -1 4194368 1 2 3 4 5 6 7 8 20 0 1 0 83237 1 2 3\n", Stat{}},
 		{"no comm", "1 S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 2\n", Stat{}},
@@ -84,6 +86,8 @@ func TestParseStat(t *testing.T) {
 		{"bad session", strings.Replace(realStat, " 22143 6393 ", " 22143 -6393 ", 1), Stat{}},
 		{"bad flags", strings.Replace(realStat, " -1 4194304 ", " -1 x ", 1), Stat{}},
 		{"flags overflow", strings.Replace(realStat, " -1 4194304 ", " -1 4294967296 ", 1), Stat{}},
+		{"bad nice", strings.Replace(realStat, " 20 0 1 0 83237 ", " 20 x 1 0 83237 ", 1), Stat{}},
+		{"nice out of range", strings.Replace(realStat, " 20 0 1 0 83237 ", " 20 20 1 0 83237 ", 1), Stat{}},
 		{"starttime overflow", strings.Replace(realStat, " 83237 ", " 99999999999999999999999 ", 1), Stat{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,14 +3,14 @@
 package master
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/batonhq/baton/procs"
 )
 
 // Boot priority (--boot-nice): a worker starts with a nice value above the
@@ -61,22 +61,20 @@ func renice(pgid, n int) error {
 }
 
 // threadsAt reports whether every thread of pid runs at nice value n
-// (field 19 of /proc/PID/task/TID/stat); a gone process or thread counts
-// as done.
+// (procs.Stat.Nice of /proc/PID/task/TID/stat); a gone process or thread
+// counts as done.
 func threadsAt(pid, n int) bool {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task/"
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return true
 	}
-	want := strconv.Itoa(n)
 	for _, e := range ents {
 		data, err := os.ReadFile(dir + e.Name() + "/stat")
-		i := bytes.LastIndexByte(data, ')')
-		if err != nil || i < 0 {
+		if err != nil {
 			continue
 		}
-		if f := strings.Fields(string(data[i+1:])); len(f) > 16 && f[16] != want {
+		if st, err := procs.ParseStat(data); err == nil && st.Nice != n {
 			return false
 		}
 	}
