@@ -543,17 +543,7 @@ func benchCyclePolled(ctx context.Context, s *benchServer) (time.Duration, error
 // benchChildren counts pid's children from /proc/PID/task/*/children: cheap
 // enough for a 1 ms poll loop, where a scan of all of /proc would take the
 // CPU the peer needs to boot.
-func benchChildren(pid int) int {
-	files, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*/children")
-	n := 0
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err == nil {
-			n += len(strings.Fields(string(data)))
-		}
-	}
-	return n
-}
+func benchChildren(pid int) int { return len(benchChildPIDs(pid)) }
 
 // wantNewMaster checks that the pid file names a live master other than old.
 func (s *benchServer) wantNewMaster(old int) error {

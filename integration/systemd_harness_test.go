@@ -114,7 +114,7 @@ type sdns struct {
 	cgroup  string
 	exited  chan struct{} // closed when PID 1 has exited and was waited for
 	exitErr error         // its exit, once exited is closed
-	bootLog *lockedBuffer
+	bootLog *syncBuffer
 }
 
 // requireSystemd returns the systemd binary and the cgroup2 directory to
@@ -186,7 +186,7 @@ func bootSystemd(t *testing.T) *sdns {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sdns{stage: stage, bootLog: &lockedBuffer{}}
+	s := &sdns{stage: stage, bootLog: &syncBuffer{}}
 	t.Cleanup(func() { os.RemoveAll(stage) })
 	s.writeStage(t)
 	s.cgroup = filepath.Join(parent, "baton-systemd-"+runID+"-"+strconv.Itoa(nextNS()))
