@@ -28,8 +28,10 @@ func formatStat(s Stat) []byte {
 	b = strconv.AppendInt(b, int64(s.Session), 10)
 	b = append(b, " 0 0 "...) // fields 7 and 8
 	b = strconv.AppendUint(b, uint64(s.Flags), 10)
-	b = append(b, strings.Repeat(" 0", 12)...) // fields 10 to 21
+	b = append(b, strings.Repeat(" 0", 9)...) // fields 10 to 18
 	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(s.Nice), 10) // field 19
+	b = append(b, " 0 0 "...)                   // fields 20 and 21
 	b = strconv.AppendUint(b, s.Start, 10)
 	b = append(b, " 3133440 410 18446744073709551615\n"...)
 	return b
@@ -38,6 +40,7 @@ func formatStat(s Stat) []byte {
 type parsedFields struct {
 	pid, ppid, group, session int
 	flags                     uint32
+	nice                      int
 	state                     byte
 	start                     uint64
 	comm                      string
@@ -45,7 +48,7 @@ type parsedFields struct {
 
 // statKey is what ParseStat fills in, comparable.
 func statKey(s Stat) parsedFields {
-	return parsedFields{s.PID, s.PPID, s.Group, s.Session, s.Flags, s.State, s.Start, s.Comm}
+	return parsedFields{s.PID, s.PPID, s.Group, s.Session, s.Flags, s.Nice, s.State, s.Start, s.Comm}
 }
 
 // withComm replaces the comm of realStat.
